@@ -1,0 +1,271 @@
+"""The `console` command: the TUI by default, plus `sync`, `check`, `export` and `import`.
+
+Every failure a user can cause (bad config, unreadable workspace, bad date) ends in one sentence
+on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from console import __version__
+from console.config import ConfigError, WorkspaceConfig, default_config_path, demo_config, load
+from console.sanitize import one_line
+
+HOW_TO_START = """\
+console has no configuration yet (looked for {path}).
+To look around first, run `console --demo`: it opens a demo bakery's inbox with made-up customers,
+kept apart from any real workspace. To work your own inbox, copy config.example.toml to {path},
+fill in your accounts (passwords come from a command or an environment variable, never the file),
+run `console check` to test them, then `console`. `console --help` lists every command."""
+
+
+def _common(defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after the command name.
+
+    Sub-commands get them with SUPPRESS defaults, so `console --config X check` keeps X (argparse
+    would otherwise let the sub-command's default overwrite it)."""
+    common = argparse.ArgumentParser(add_help=False)
+    default = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument("--config", metavar="PATH", type=Path,
+                        help="configuration file (default: $CONSOLE_CONFIG or the user config dir)", **default)
+    common.add_argument("--demo", action="store_true", help="use the demo workspace (no accounts, no network)",
+                        **default)
+    common.add_argument("--data-dir", metavar="DIR", type=Path, help=argparse.SUPPRESS, **default)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    top, common = _common(True), _common(False)
+    parser = argparse.ArgumentParser(
+        prog="console", parents=[top],
+        description="Answer every customer conversation - email, SMS, chat - from one terminal.",
+    )
+    parser.add_argument("--version", action="version", version=f"console {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sync = sub.add_parser("sync", parents=[common], help="run the sync engine without the UI")
+    sync.add_argument("--once", action="store_true",
+                      help="pull every account once, deliver the outbox, then exit (non-zero if an account failed)")
+    sync.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    sub.add_parser("check", parents=[common], help="validate the config and test each account's connection")
+    export = sub.add_parser("export", parents=[common], help="write the workspace as JSON lines to stdout")
+    export.add_argument("--since", metavar="DATE", help="only conversations active since DATE (YYYY-MM-DD)")
+    imp = sub.add_parser("import", parents=[common], help="read an export (JSON lines) back into the workspace")
+    imp.add_argument("file", type=Path, help="the export file, or - for standard input")
+    return parser
+
+
+def fail(message: str, status: int = 2) -> int:
+    print(f"console: {message}", file=sys.stderr)
+    return status
+
+
+def workspace_for(args: argparse.Namespace) -> WorkspaceConfig | None:
+    """The workspace the command works on; None when there is no config (and no --demo)."""
+    if args.demo:
+        return demo_config(args.data_dir)
+    path = args.config or default_config_path()
+    if not path.exists() and args.config is None:
+        return None
+    ws = load(path)
+    if args.data_dir:
+        ws.data_dir = args.data_dir
+    return ws
+
+
+def _setup_logging(ws: WorkspaceConfig, name: str) -> None:
+    ws.data_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(ws.data_dir / f"{name}.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def open_store(ws: WorkspaceConfig):
+    from console.store import Store
+
+    return Store(ws.store_path, ws.default_region)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from console.store import StoreError
+
+    try:
+        ws = workspace_for(args)
+        if ws is None:
+            print(HOW_TO_START.format(path=default_config_path()))
+            return 1
+        for warning in ws.warnings:
+            print(f"console: warning: {warning}", file=sys.stderr)
+        command = args.command or "tui"
+        return COMMANDS[command](ws, args)
+    except ConfigError as exc:
+        return fail(str(exc))
+    except StoreError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---- commands --------------------------------------------------------------------------------
+def cmd_tui(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    store = open_store(ws)
+    if not ws.accounts and not ws.demo and store.count_messages() == 0:
+        store.close()
+        return fail(f"{ws.path}: no [[accounts]] configured; add one (see config.example.toml) or run `console --demo`")
+    if ws.demo and store.count_messages() == 0:
+        print("Preparing the demo workspace...", file=sys.stderr)
+        _setup_logging(ws, "sync")
+        from console.sync import Engine
+
+        asyncio.run(Engine(ws, store).run(once=True))
+    _setup_logging(ws, "ui")
+    from console.ui.app import ConsoleApp
+
+    ConsoleApp(ws, store, engine_args=_engine_args(args)).run()
+    store.close()
+    return 0
+
+
+def _engine_args(args: argparse.Namespace) -> list[str]:
+    """How the TUI starts `console sync` for this same workspace in a separate process."""
+    out = ["--demo"] if args.demo else []
+    if args.config:
+        out += ["--config", str(args.config)]
+    if args.data_dir:
+        out += ["--data-dir", str(args.data_dir)]
+    return out
+
+
+def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    from console.sync import Engine, SyncLock
+
+    if not ws.accounts:
+        return fail(f"{ws.path}: no [[accounts]] configured; nothing to sync")
+    lock = SyncLock(ws.data_dir)
+    if not lock.acquire():
+        holder = lock.holder()
+        return fail(f"another process{f' (pid {holder})' if holder else ''} is already syncing {ws.data_dir}", 3)
+    _setup_logging(ws, "sync")
+    store = open_store(ws)
+    engine = Engine(ws, store)
+
+    async def run() -> dict[str, str]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, engine.stop)
+        if args.parent_pid:
+            loop.create_task(_stop_with_parent(engine, args.parent_pid))
+        return await engine.run(once=args.once)
+
+    try:
+        failed = asyncio.run(run())
+    finally:
+        store.close()
+        lock.release()
+    if args.once and failed:
+        for name, reason in failed.items():
+            print(f"console: account '{name}' failed: {one_line(reason, 300)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _stop_with_parent(engine, parent_pid: int) -> None:
+    """The TUI started this engine: stop when it goes, so no orphan keeps the lock."""
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent_pid:
+            engine.stop()
+            return
+
+
+def cmd_check(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from console.channels import open_channel
+    from console.model import ChannelError
+
+    table = Table("account", "kind", "result", title=f"{ws.name}: {len(ws.accounts)} account(s)")
+    failures = 0
+
+    async def probe(account) -> tuple[bool, str]:
+        try:
+            channel = open_channel(account, ws)
+        except ConfigError as exc:
+            return False, str(exc)
+        try:
+            return True, await asyncio.wait_for(channel.check(), timeout=60)
+        except (ChannelError, ConfigError) as exc:
+            return False, str(exc)
+        except asyncio.TimeoutError:
+            return False, "no answer within 60 seconds"
+        finally:
+            await channel.close()
+
+    problems = []
+    for account in ws.accounts:
+        ok, detail = asyncio.run(probe(account))
+        failures += not ok
+        table.add_row(Text(account.name), Text(account.kind),
+                      Text(("ok: " if ok else "FAILED: ") + one_line(detail, 300), style="green" if ok else "red"))
+        if not ok:
+            problems.append(f"console: account '{account.name}': {one_line(detail, 500)}")
+    if not ws.accounts:
+        table.add_row(Text("-"), Text("-"), Text("no [[accounts]] configured"))
+    Console().print(table)
+    for line in problems:  # unwrapped, one line each, for people who copy them and for scripts
+        print(line, file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_export(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    since = None
+    if args.since:
+        try:
+            since = dt.datetime.fromisoformat(args.since).replace(tzinfo=dt.timezone.utc).timestamp()
+        except ValueError:
+            return fail(f"--since: expected a date like 2026-11-01, got {args.since!r}")
+    store = open_store(ws)
+    out = sys.stdout
+    try:
+        for line in store.export_lines(since):
+            out.write(line + "\n")
+    except BrokenPipeError:
+        return 0
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_import(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    from console.store.backup import BackupError
+
+    store = open_store(ws)
+    try:
+        if str(args.file) == "-":
+            added = store.import_lines(sys.stdin)
+        else:
+            with open(args.file, encoding="utf-8") as stream:
+                added = store.import_lines(stream)
+    except OSError as exc:
+        return fail(f"cannot read {args.file}: {exc.strerror}")
+    except BackupError as exc:
+        return fail(f"{args.file}: {exc}; nothing was imported")
+    finally:
+        store.close()
+    print(", ".join(f"{count} {table}" for table, count in added.items()) + " added")
+    return 0
+
+
+COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_export, "import": cmd_import}

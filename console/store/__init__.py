@@ -1,0 +1,33 @@
+"""The workspace store: SQLite, the single source of truth for every process.
+
+`Store` gathers the store's parts: ingest (what adapters pulled), the outbox (what we send),
+queries and intents (what the UI reads and asks), and backups (export / import).
+SQL lives only in this package, so another backend can implement the same interface.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.store.backup import BackupMixin
+from console.store.db import Database, StoreError
+from console.store.ingest import IngestMixin
+from console.store.outbox import OptedOut, OutboxMixin
+from console.store.queries import STATUSES, AccountState, IdentityRow, ListFilter, ListRow, QueryMixin, TimelineEntry
+
+__all__ = [
+    "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
+    "STATUSES",
+]
+
+
+class Store(IngestMixin, OutboxMixin, QueryMixin, BackupMixin):
+    def __init__(self, path: Path | str, region: str = "US"):
+        self.db = Database(path)
+        self.region = region
+
+    def data_version(self) -> int:
+        return self.db.data_version()
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,200 @@
+"""Bringing what adapters pulled into the store: identities, conversations, messages, cursors.
+
+Everything of one `PullResult` is applied in one transaction together with the cursor that covers
+it, and every step is idempotent (messages are unique per account and external id), so a crash at
+any point and a repeated pull lose nothing and duplicate nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+
+from console.identity import normalize
+from console.model import Address, InboundMessage, PullResult
+from console.sanitize import one_line
+from console.store.db import Database, now
+
+PREVIEW_LENGTH = 160
+
+
+def resolve_identity(conn: sqlite3.Connection, peer: Address, region: str, at: float,
+                     links: tuple[Address, ...] = ()) -> tuple[int, int]:
+    """(identity id, customer id) for an address, creating both on first sight.
+
+    Same normalised (kind, address) = same customer: that is how an SMS and a WhatsApp from one
+    number, or one email address on two mailboxes, meet. A new identity with `links` (addresses
+    the service vouches for) joins the customer of the first linked identity already stored.
+    """
+    address = normalize(peer.kind, peer.address, region)
+    row = conn.execute(
+        "SELECT id, customer_id, display_name FROM identity WHERE kind = ? AND address = ?",
+        (peer.kind, address),
+    ).fetchone()
+    if row:
+        if peer.display_name and not row["display_name"]:
+            conn.execute("UPDATE identity SET display_name = ? WHERE id = ?", (peer.display_name, row["id"]))
+            conn.execute(
+                "UPDATE customer SET name = ? WHERE id = ? AND name = ''", (peer.display_name, row["customer_id"])
+            )
+        return row["id"], row["customer_id"]
+    customer_id = None
+    for link in links:
+        found = conn.execute("SELECT customer_id FROM identity WHERE kind = ? AND address = ?",
+                             (link.kind, normalize(link.kind, link.address, region))).fetchone()
+        if found:
+            customer_id = found["customer_id"]
+            break
+    if customer_id is None:
+        name = peer.display_name or address
+        customer_id = conn.execute(
+            "INSERT INTO customer (name, created_at, updated_at) VALUES (?, ?, ?)", (name, at, at)
+        ).lastrowid
+    identity_id = conn.execute(
+        "INSERT INTO identity (customer_id, kind, address, display_name, created_at) VALUES (?, ?, ?, ?, ?)",
+        (customer_id, peer.kind, address, peer.display_name, at),
+    ).lastrowid
+    return identity_id, customer_id
+
+
+def _find_conversation(conn: sqlite3.Connection, account: str, msg: InboundMessage) -> sqlite3.Row | None:
+    row = conn.execute(
+        "SELECT * FROM conversation WHERE account = ? AND thread_key = ?", (account, msg.thread_key)
+    ).fetchone()
+    if row or not msg.related_keys:
+        return row
+    keys = list(msg.related_keys)[-50:]
+    marks = ",".join("?" * len(keys))
+    return conn.execute(
+        f"""SELECT c.* FROM message m JOIN conversation c ON c.id = m.conversation_id
+            WHERE m.account = ? AND m.external_id IN ({marks})
+            ORDER BY m.sent_at DESC LIMIT 1""",
+        (account, *keys),
+    ).fetchone() or conn.execute(
+        f"SELECT * FROM conversation WHERE account = ? AND thread_key IN ({marks}) LIMIT 1", (account, *keys)
+    ).fetchone()
+
+
+def _after_message(conn: sqlite3.Connection, conv: sqlite3.Row, direction: str, at: float,
+                   preview: str, subject: str) -> None:
+    """Update a conversation's times and status for one new message.
+
+    A customer message newer than our last reply (re)opens it, including a done or snoozed one;
+    our reply newer than their last message moves an open conversation to waiting.
+    """
+    status, waiting_since = conv["status"], conv["waiting_since"]
+    last_in, last_out = conv["last_inbound_at"], conv["last_outbound_at"]
+    if direction == "in":
+        if last_out is None or at > last_out:
+            if status != "open":
+                status, waiting_since = "open", at
+            else:
+                waiting_since = at if waiting_since is None else min(waiting_since, at)
+        last_in = at if last_in is None else max(last_in, at)
+    else:
+        if last_in is None or at >= last_in:
+            if status == "open":
+                status = "waiting"
+            waiting_since = None
+        last_out = at if last_out is None else max(last_out, at)
+    newest = at >= conv["last_message_at"]
+    conn.execute(
+        """UPDATE conversation SET status = ?, waiting_since = ?, last_inbound_at = ?, last_outbound_at = ?,
+               last_message_at = MAX(last_message_at, ?), message_count = message_count + 1,
+               preview = CASE WHEN ? THEN ? ELSE preview END,
+               subject = CASE WHEN subject = '' THEN ? ELSE subject END,
+               snooze_until = CASE WHEN ? = 'snoozed' THEN snooze_until ELSE NULL END
+           WHERE id = ?""",
+        (status, waiting_since, last_in, last_out, at, newest, preview, subject, status, conv["id"]),
+    )
+
+
+def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, region: str,
+                   author: str | None = None) -> int | None:
+    """Insert one message (and its customer, identity and conversation as needed).
+
+    Returns the new message id, or None when (account, external id) is already stored — in which
+    case only an edit or a status is applied.
+    """
+    at = now()
+    existing = conn.execute(
+        "SELECT id, body FROM message WHERE account = ? AND external_id = ?", (account, msg.external_id)
+    ).fetchone()
+    if existing:
+        if msg.edited and msg.body != existing["body"]:
+            conn.execute("UPDATE message SET body = ?, edited = 1 WHERE id = ?", (msg.body, existing["id"]))
+        if msg.status:
+            conn.execute(
+                "UPDATE message SET status = ?, status_detail = ? WHERE id = ?",
+                (msg.status, msg.status_detail, existing["id"]),
+            )
+        return None
+    identity_id, customer_id = resolve_identity(conn, msg.peer, region, at, msg.peer_links)
+    preview = one_line(msg.body or msg.subject, PREVIEW_LENGTH)
+    conv = _find_conversation(conn, account, msg)
+    if conv is None:
+        status = "open" if msg.direction == "in" else "waiting"
+        conv_id = conn.execute(
+            """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, subject, status,
+                   waiting_since, last_inbound_at, last_outbound_at, last_message_at, preview, message_count)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)""",
+            (account, msg.thread_key, msg.channel, customer_id, identity_id, msg.subject, status,
+             msg.sent_at if status == "open" else None,
+             msg.sent_at if msg.direction == "in" else None,
+             msg.sent_at if msg.direction == "out" else None,
+             msg.sent_at, preview),
+        ).lastrowid
+    else:
+        conv_id = conv["id"]
+        _after_message(conn, conv, msg.direction, msg.sent_at, preview, msg.subject)
+    attachments = json.dumps([
+        {"name": a.name, "content_type": a.content_type, "size": a.size, "ref": a.ref} for a in msg.attachments
+    ]) if msg.attachments else None
+    return conn.execute(
+        """INSERT INTO message (conversation_id, account, external_id, channel, direction, identity_id, sent_at,
+               subject, body, html, raw, attachments, status, status_detail, author, edited, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (conv_id, account, msg.external_id, msg.channel, msg.direction, identity_id, msg.sent_at,
+         msg.subject, msg.body, msg.html, msg.raw, attachments,
+         msg.status or ("sent" if msg.direction == "out" else None), msg.status_detail, author,
+         int(msg.edited), at),
+    ).lastrowid
+
+
+class IngestMixin:
+    db: Database
+    region: str
+
+    def apply_pull(self, account: str, result: PullResult) -> int:
+        """Apply one pull in one transaction; returns how many messages were new."""
+        added = 0
+        with self.db.write() as conn:
+            for msg in result.messages:
+                if insert_message(conn, account, msg, self.region) is not None:
+                    added += 1
+            for update in result.status_updates:
+                conn.execute(
+                    "UPDATE message SET status = ?, status_detail = ? WHERE account = ? AND external_id = ?",
+                    (update.status, update.detail, account, update.external_id),
+                )
+            for change in result.opt_outs:
+                identity_id, _ = resolve_identity(conn, change.peer, self.region, now())
+                conn.execute(
+                    "UPDATE identity SET opted_out = ?, opted_out_at = ? WHERE id = ?",
+                    (int(change.opted_out), now() if change.opted_out else None, identity_id),
+                )
+            if result.cursor is not None:
+                conn.execute(
+                    """INSERT INTO cursor (account, value, updated_at) VALUES (?, ?, ?)
+                       ON CONFLICT (account) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
+                    (account, result.cursor, now()),
+                )
+        return added
+
+    def cursor(self, account: str) -> str | None:
+        row = self.db.query_one("SELECT value FROM cursor WHERE account = ?", (account,))
+        return row["value"] if row else None
+
+    def new_thread_key(self) -> str:
+        return f"local:{uuid.uuid4().hex}"

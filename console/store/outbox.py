@@ -1,0 +1,212 @@
+"""The durable outbox: a reply is committed here before any network call is made.
+
+Life of a send: `enqueue_reply` (pending) -> `claim_due` (sending, attempts + 1, committed before
+the adapter is called) -> `record_sent` / `record_retry` / `record_failed`. A row still "sending"
+when the engine starts was interrupted mid-send: the engine asks the adapter to reconcile it
+instead of sending again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+
+from console.model import Address, Outgoing, SendResult
+from console.store.db import Database, now
+from console.store.ingest import _after_message
+from console.sanitize import one_line
+
+
+class OptedOut(Exception):
+    """The recipient identity opted out; nothing may be sent to it."""
+
+
+class OutboxMixin:
+    db: Database
+
+    def enqueue_reply(self, identity_id: int, account: str, channel: str, body: str, subject: str = "",
+                      author: str = "", conversation_id: int | None = None,
+                      options: dict[str, str] | None = None, delay: float = 0.0) -> int:
+        """Write a reply and its outbox row in one transaction; returns the message id.
+
+        The reply joins `conversation_id` when it is this account's thread with this identity,
+        otherwise the latest such thread, otherwise a new one.
+        """
+        at = now()
+        with self.db.write() as conn:
+            identity = conn.execute("SELECT * FROM identity WHERE id = ?", (identity_id,)).fetchone()
+            if identity is None:
+                raise ValueError(f"no identity {identity_id}")
+            if identity["opted_out"]:
+                raise OptedOut(f"{identity['address']} has opted out of messages on this channel")
+            conv = None
+            if conversation_id is not None:
+                conv = conn.execute(
+                    "SELECT * FROM conversation WHERE id = ? AND account = ? AND identity_id = ? AND channel = ?",
+                    (conversation_id, account, identity_id, channel),
+                ).fetchone()
+            if conv is None:
+                conv = conn.execute(
+                    """SELECT * FROM conversation WHERE account = ? AND identity_id = ? AND channel = ?
+                       ORDER BY last_message_at DESC LIMIT 1""",
+                    (account, identity_id, channel),
+                ).fetchone()
+            key = uuid.uuid4().hex
+            preview = one_line(body, 160)
+            if conv is None:
+                conv_id = conn.execute(
+                    """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, subject,
+                           status, last_outbound_at, last_message_at, preview, message_count)
+                       VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?, 1)""",
+                    (account, f"local:{key}", channel, identity["customer_id"], identity_id, subject, at, at, preview),
+                ).lastrowid
+            else:
+                conv_id = conv["id"]
+                _after_message(conn, conv, "out", at, preview, subject)
+            message_id = conn.execute(
+                """INSERT INTO message (conversation_id, account, external_id, channel, direction, identity_id,
+                       sent_at, subject, body, status, author, created_at)
+                   VALUES (?, ?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?)""",
+                (conv_id, account, f"local:{key}", channel, identity_id, at, subject, body, author, at),
+            ).lastrowid
+            conn.execute(
+                """INSERT INTO outbox (message_id, account, idempotency_key, options, next_try_at, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (message_id, account, key, json.dumps(options or {}), at + delay, at, at),
+            )
+        return message_id
+
+    def cancel_send(self, message_id: int) -> bool:
+        """Undo a send that has not been handed to the channel yet. True if it was stopped."""
+        with self.db.write() as conn:
+            done = conn.execute(
+                "UPDATE outbox SET state = 'cancelled', updated_at = ? WHERE message_id = ? AND state = 'pending'",
+                (now(), message_id),
+            ).rowcount
+            if done:
+                conn.execute("UPDATE message SET status = 'failed', status_detail = 'cancelled' WHERE id = ?",
+                             (message_id,))
+        return bool(done)
+
+    def _outgoing(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Outgoing:
+        msg = conn.execute(
+            """SELECT m.*, c.thread_key, i.kind AS id_kind, i.address AS id_address, i.display_name AS id_name
+               FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN identity i ON i.id = m.identity_id
+               WHERE m.id = ?""",
+            (row["message_id"],),
+        ).fetchone()
+        earlier = conn.execute(
+            """SELECT external_id FROM message WHERE conversation_id = ? AND id != ? AND external_id NOT LIKE 'local:%'
+               ORDER BY sent_at""",
+            (msg["conversation_id"], msg["id"]),
+        ).fetchall()
+        return Outgoing(
+            outbox_id=row["id"], message_id=msg["id"], account=row["account"], channel=msg["channel"],
+            to=Address(msg["id_kind"], msg["id_address"], msg["id_name"]), body=msg["body"],
+            subject=msg["subject"], idempotency_key=row["idempotency_key"],
+            thread_key="" if msg["thread_key"].startswith("local:") else msg["thread_key"],
+            thread_external_ids=tuple(r["external_id"] for r in earlier),
+            options=json.loads(row["options"] or "{}"), attempt=row["attempts"],
+        )
+
+    def claim_due(self, accounts: list[str], limit: int = 20) -> list[Outgoing]:
+        """Mark due sends as 'sending' (committed) and return them: the point of no return."""
+        if not accounts:
+            return []
+        marks = ",".join("?" * len(accounts))
+        with self.db.write() as conn:
+            rows = conn.execute(
+                f"""SELECT * FROM outbox WHERE state = 'pending' AND next_try_at <= ? AND account IN ({marks})
+                    ORDER BY next_try_at LIMIT ?""",
+                (now(), *accounts, limit),
+            ).fetchall()
+            claimed = []
+            for row in rows:
+                conn.execute(
+                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                    (now(), row["id"]),
+                )
+                conn.execute("UPDATE message SET status = 'sending' WHERE id = ?", (row["message_id"],))
+                claimed.append(self._outgoing(conn, conn.execute("SELECT * FROM outbox WHERE id = ?", (row["id"],)).fetchone()))
+        return claimed
+
+    def in_doubt(self, accounts: list[str]) -> list[Outgoing]:
+        """Sends left 'sending' by an engine that stopped mid-send."""
+        if not accounts:
+            return []
+        marks = ",".join("?" * len(accounts))
+        with self.db.read() as conn:
+            rows = conn.execute(f"SELECT * FROM outbox WHERE state = 'sending' AND account IN ({marks})",
+                                accounts).fetchall()
+            return [self._outgoing(conn, row) for row in rows]
+
+    def next_due_at(self, accounts: list[str]) -> float | None:
+        if not accounts:
+            return None
+        marks = ",".join("?" * len(accounts))
+        row = self.db.query_one(
+            f"SELECT MIN(next_try_at) AS t FROM outbox WHERE state = 'pending' AND account IN ({marks})", accounts
+        )
+        return row["t"] if row else None
+
+    def record_sent(self, out: Outgoing, result: SendResult) -> None:
+        with self.db.write() as conn:
+            # The channel's own pull may have stored this very message already (e.g. found in the
+            # Sent folder before we recorded the send): keep ours, drop the copy.
+            twin = conn.execute(
+                "SELECT id, conversation_id FROM message WHERE account = ? AND external_id = ? AND id != ?",
+                (out.account, result.external_id, out.message_id),
+            ).fetchone()
+            if twin:
+                conn.execute("DELETE FROM message WHERE id = ?", (twin["id"],))
+                conn.execute("UPDATE conversation SET message_count = message_count - 1 WHERE id = ?",
+                             (twin["conversation_id"],))
+            conn.execute(
+                """UPDATE message SET external_id = ?, status = ?, status_detail = ?, sent_at = COALESCE(?, sent_at)
+                   WHERE id = ?""",
+                (result.external_id, result.status, result.detail, result.sent_at, out.message_id),
+            )
+            if result.thread_key:
+                conn.execute(
+                    """UPDATE conversation SET thread_key = ? WHERE id = (SELECT conversation_id FROM message WHERE id = ?)
+                       AND thread_key LIKE 'local:%'
+                       AND NOT EXISTS (SELECT 1 FROM conversation WHERE account = ? AND thread_key = ?)""",
+                    (result.thread_key, out.message_id, out.account, result.thread_key),
+                )
+            conn.execute("UPDATE outbox SET state = 'sent', last_error = '', updated_at = ? WHERE id = ?",
+                         (now(), out.outbox_id))
+
+    def record_retry(self, out: Outgoing, error: str, next_try_at: float) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE outbox SET state = 'pending', last_error = ?, next_try_at = ?, updated_at = ? WHERE id = ?",
+                (error, next_try_at, now(), out.outbox_id),
+            )
+            conn.execute("UPDATE message SET status = 'queued', status_detail = ? WHERE id = ?",
+                         (f"will retry: {error}", out.message_id))
+
+    def record_failed(self, out: Outgoing, error: str, opted_out: bool = False, status: str = "failed") -> None:
+        with self.db.write() as conn:
+            conn.execute("UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? WHERE id = ?",
+                         (error, now(), out.outbox_id))
+            conn.execute("UPDATE message SET status = ?, status_detail = ? WHERE id = ?",
+                         (status, error, out.message_id))
+            if opted_out:
+                conn.execute(
+                    """UPDATE identity SET opted_out = 1, opted_out_at = ?
+                       WHERE id = (SELECT identity_id FROM message WHERE id = ?)""",
+                    (now(), out.message_id),
+                )
+
+    def retry_failed(self, message_id: int) -> bool:
+        """The user asks to send a failed message again."""
+        with self.db.write() as conn:
+            done = conn.execute(
+                """UPDATE outbox SET state = 'pending', next_try_at = ?, updated_at = ?
+                   WHERE message_id = ? AND state = 'failed'""",
+                (now(), now(), message_id),
+            ).rowcount
+            if done:
+                conn.execute("UPDATE message SET status = 'queued', status_detail = '' WHERE id = ?", (message_id,))
+        return bool(done)

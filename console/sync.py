@@ -1,0 +1,280 @@
+"""The sync engine: the only code that calls channel adapters.
+
+For each account it runs a pull loop (cursor in, messages + cursor out, applied in one
+transaction) and a delivery loop (outbox rows claimed, sent, recorded). Transient errors back off
+exponentially with jitter; an auth error stops that account and says so in its status; a failing
+account never stops the others. Exactly one process per workspace runs the engine: `SyncLock`
+holds an exclusive lock on a file in the data dir, which the OS releases if the process dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from console.channels import open_channel
+from console.channels.base import Channel
+from console.config import ConfigError, WorkspaceConfig
+from console.model import AuthError, ChannelError, Outgoing, PermanentError, TransientError
+from console.sanitize import one_line
+from console.store import Store
+
+log = logging.getLogger("console.sync")
+
+MAX_SEND_ATTEMPTS = 8
+SEND_TIMEOUT = 120.0
+OUTBOX_POLL = 0.25
+
+
+def backoff(failures: int, retry_after: float | None = None, base: float = 2.0, cap: float = 300.0) -> float:
+    """Seconds to wait after `failures` consecutive failures: exponential, capped, full jitter,
+    never less than what the server asked for."""
+    ceiling = min(cap, base * (2 ** max(0, failures - 1)))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+class SyncLock:
+    """An exclusive, crash-safe lock on `<data_dir>/sync.lock`: who may run the engine."""
+
+    def __init__(self, data_dir: Path):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / "sync.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return True
+
+    def holder(self) -> int | None:
+        """The pid of the process holding the lock, or None if nobody does."""
+        if self._fd is not None:
+            return os.getpid()
+        probe = SyncLock.__new__(SyncLock)
+        probe.path, probe._fd = self.path, None
+        if probe.acquire():
+            probe.release()
+            return None
+        try:
+            return int(self.path.read_text().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class AccountRun:
+    channel: Channel
+    failures: int = 0
+    error: str = ""
+    stopped: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Engine:
+    """Runs every configured account against one store."""
+
+    def __init__(self, workspace: WorkspaceConfig, store: Store, channels: dict[str, Channel] | None = None):
+        self.workspace = workspace
+        self.store = store
+        self.runs: dict[str, AccountRun] = {}
+        self.errors: dict[str, str] = {}  # account -> why it could not even start
+        self._stop = asyncio.Event()
+        if channels is not None:
+            self.runs = {name: AccountRun(ch) for name, ch in channels.items()}
+            return
+        for account in workspace.accounts:
+            try:
+                self.runs[account.name] = AccountRun(open_channel(account, workspace))
+            except ConfigError as exc:
+                self.errors[account.name] = str(exc)
+                store.set_account_state(account.name, account.kind, "error", exc.detail)
+            except Exception as exc:  # an adapter that cannot even start must not stop the others
+                log.exception("%s: cannot start", account.name)
+                self.errors[account.name] = f"cannot start: {type(exc).__name__}: {exc}"
+                store.set_account_state(account.name, account.kind, "error", self.errors[account.name])
+
+    def stop(self) -> None:
+        self._stop.set()
+        for run in self.runs.values():
+            run.wake.set()
+
+    async def _state(self, name: str, state: str, detail: str = "", progress: tuple[int, int] | None = None) -> None:
+        await asyncio.to_thread(self.store.set_account_state, name, self.runs[name].channel.kind, state,
+                                one_line(detail, 300), progress)
+
+    async def _sleep(self, run: AccountRun, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(run.wake.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+        run.wake.clear()
+
+    # ---- pulling --------------------------------------------------------------------------------
+    async def pull_loop(self, name: str, once: bool = False) -> None:
+        run = self.runs[name]
+        while not self._stop.is_set() and not run.stopped:
+            try:
+                cursor = await asyncio.to_thread(self.store.cursor, name)
+                result = await run.channel.pull(cursor)
+                await asyncio.to_thread(self.store.apply_pull, name, result)
+                run.failures, run.error = 0, ""
+                if result.more:
+                    await self._state(name, "syncing", result.notice, result.progress)
+                    continue
+                await self._state(name, "ok", result.notice)
+                if once:
+                    return
+                await self._sleep(run, run.channel.poll_interval)
+            except AuthError as exc:
+                run.error, run.stopped = str(exc), True
+                log.warning("%s: %s", name, exc)
+                await self._state(name, "auth", str(exc))
+                return
+            except ConfigError as exc:  # e.g. a password_cmd that fails: the user must fix it
+                run.error, run.stopped = str(exc), True
+                log.warning("%s: %s", name, exc)
+                await self._state(name, "error", str(exc))
+                return
+            except (TransientError, PermanentError, ChannelError) as exc:
+                run.failures += 1
+                run.error = str(exc)
+                delay = backoff(run.failures, getattr(exc, "retry_after", None))
+                log.warning("%s: %s (retry in %.0fs)", name, exc, delay)
+                await self._state(name, "retrying", f"{exc} (retrying in {delay:.0f}s)")
+                if once:
+                    return
+                await self._sleep(run, delay)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in an adapter must not take the engine down
+                run.failures += 1
+                run.error = f"internal error: {type(exc).__name__}: {exc}"
+                log.exception("%s: pull failed", name)
+                await self._state(name, "error", run.error)
+                if once:
+                    return
+                await self._sleep(run, backoff(run.failures, cap=600))
+
+    # ---- sending --------------------------------------------------------------------------------
+    async def reconcile_in_doubt(self, name: str) -> None:
+        run = self.runs[name]
+        for out in await asyncio.to_thread(self.store.in_doubt, [name]):
+            try:
+                found = await run.channel.reconcile(out)
+            except NotImplementedError:
+                await asyncio.to_thread(
+                    self.store.record_failed, out,
+                    "console stopped while sending this; check whether it arrived before sending it again",
+                    False, "unknown")
+                continue
+            except ChannelError as exc:
+                log.warning("%s: cannot reconcile outbox %s yet: %s", name, out.outbox_id, exc)
+                await asyncio.to_thread(self.store.record_retry, out, f"checking: {exc}", time.time() + 30)
+                continue
+            if found is not None:
+                await asyncio.to_thread(self.store.record_sent, out, found)
+            else:
+                await asyncio.to_thread(self.store.record_retry, out, "interrupted before sending", time.time())
+
+    async def deliver(self, name: str, out: Outgoing) -> None:
+        run = self.runs[name]
+        try:
+            result = await asyncio.wait_for(run.channel.send(out), timeout=SEND_TIMEOUT)
+        except PermanentError as exc:
+            await asyncio.to_thread(self.store.record_failed, out, str(exc), exc.opted_out)
+        except (AuthError, ConfigError) as exc:
+            await asyncio.to_thread(self.store.record_retry, out, str(exc), time.time() + 300)
+            await self._state(name, "auth" if isinstance(exc, AuthError) else "error", str(exc))
+        except TransientError as exc:
+            if out.attempt >= MAX_SEND_ATTEMPTS:
+                await asyncio.to_thread(self.store.record_failed, out, f"gave up after {out.attempt} tries: {exc}")
+            else:
+                delay = backoff(out.attempt, exc.retry_after)
+                await asyncio.to_thread(self.store.record_retry, out, str(exc), time.time() + delay)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # timeout or adapter bug: we cannot know whether it left
+            log.exception("%s: send of outbox %s failed", name, out.outbox_id)
+            await self.reconcile_in_doubt(name)
+            if not isinstance(exc, asyncio.TimeoutError):
+                await self._state(name, "error", f"internal error while sending: {type(exc).__name__}")
+        else:
+            await asyncio.to_thread(self.store.record_sent, out, result)
+
+    async def deliver_loop(self, name: str, once: bool = False) -> None:
+        await self.reconcile_in_doubt(name)
+        while not self._stop.is_set():
+            claimed = await asyncio.to_thread(self.store.claim_due, [name])
+            for out in claimed:
+                await self.deliver(name, out)
+            if once and not claimed:
+                return
+            if not claimed:
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=OUTBOX_POLL)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def tidy(self) -> None:
+        """Snoozed conversations whose time came back to open; long-quiet waiting ones to done."""
+        await asyncio.to_thread(self.store.wake_snoozed)
+        days = self.workspace.close_waiting_after_days
+        if days:
+            await asyncio.to_thread(self.store.close_waiting, time.time() - days * 86400)
+
+    async def housekeeping(self) -> None:
+        while not self._stop.is_set():
+            await self.tidy()
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=15)
+            except asyncio.TimeoutError:
+                pass
+
+    # ---- running --------------------------------------------------------------------------------
+    async def run(self, once: bool = False) -> dict[str, str]:
+        """Run until stopped (or, with `once`, one pull per account and an empty outbox).
+
+        Returns {account: reason} for the accounts that failed."""
+        tasks = []
+        for name in self.runs:
+            await self._state(name, "syncing")
+            tasks.append(asyncio.create_task(self.pull_loop(name, once), name=f"pull:{name}"))
+            tasks.append(asyncio.create_task(self.deliver_loop(name, once), name=f"send:{name}"))
+        if not once:
+            tasks.append(asyncio.create_task(self.housekeeping(), name="housekeeping"))
+        try:
+            await asyncio.gather(*tasks)
+            if once:
+                await self.tidy()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for run in self.runs.values():
+                try:
+                    await run.channel.close()
+                except Exception:
+                    log.exception("closing a channel failed")
+        failed = dict(self.errors)
+        failed.update({name: run.error for name, run in self.runs.items() if run.error})
+        return failed

@@ -1,0 +1,175 @@
+"""The composer: a reply on the channel the customer last used, or any other of theirs.
+
+It only writes intents: `Composer.Send` carries the text and the chosen target to the app, which
+commits it to the outbox. Limits that matter are shown while typing (SMS segments, chat length
+limits, opted-out identities).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import SuspendNotSupported
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Static, TextArea
+
+from console.ui.render import CHANNEL_NAMES, icon, safe_line
+
+# Hard limits per channel (characters), where the service has one.
+LIMITS = {"sms": 1600, "whatsapp": 4096, "telegram": 4096, "messenger": 2000, "instagram": 1000, "mastodon": 500}
+
+
+@dataclass
+class Target:
+    account: str
+    channel: str
+    identity_id: int
+    address: str
+    opted_out: bool
+    conversation_id: int | None
+
+    def label(self) -> Text:
+        text = Text(f"{icon(self.channel)} {CHANNEL_NAMES.get(self.channel, self.channel)} ", style="bold")
+        text.append("to ")
+        text.append_text(safe_line(self.address, 40))
+        text.append(f" via {self.account}", style="dim")
+        return text
+
+
+def limit_note(channel: str, body: str) -> tuple[str, bool]:
+    """A short note on length for this channel, and whether the body may be sent."""
+    if not body.strip():
+        return "", False
+    if channel in ("sms",):
+        try:
+            from console.sms import segment_info  # written with the Twilio channel
+        except ImportError:  # pragma: no cover - the module ships with the package
+            segment_info = None
+        if segment_info is not None:
+            info = segment_info(body)
+            return info.describe(), info.sendable
+    limit = LIMITS.get(channel)
+    if limit is not None:
+        if len(body) > limit:
+            return f"{len(body)}/{limit} characters: too long for {CHANNEL_NAMES.get(channel, channel)}", False
+        return f"{len(body)}/{limit}", True
+    return f"{len(body)} characters", True
+
+
+class Composer(Vertical):
+    """Opens under the timeline with `r`; `ctrl+s` sends, `esc` keeps the draft and closes."""
+
+    BINDINGS = [
+        Binding("ctrl+s,ctrl+j", "send", "Send", id="composer.send", priority=True),
+        Binding("escape", "close", "Close (keep draft)", id="composer.close"),
+        Binding("ctrl+o", "next_target", "Other channel", id="composer.channel", priority=True),
+        Binding("ctrl+e", "external_editor", "Edit in $EDITOR", id="composer.editor", priority=True),
+    ]
+
+    class Send(Message):
+        def __init__(self, target: Target, body: str):
+            super().__init__()
+            self.target, self.body = target, body
+
+    class Closed(Message):
+        def __init__(self, draft: str):
+            super().__init__()
+            self.draft = draft
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.targets: list[Target] = []
+        self.index = 0
+        self.status = Static(id="composer-status")
+        self.editor = TextArea(id="composer-text", soft_wrap=True, show_line_numbers=False)
+
+    def compose(self):
+        yield self.status
+        yield self.editor
+
+    @property
+    def target(self) -> Target | None:
+        return self.targets[self.index] if self.targets else None
+
+    def open(self, targets: list[Target], draft: str = "", index: int = 0) -> None:
+        self.targets, self.index = targets, min(index, max(0, len(targets) - 1))
+        self.editor.load_text(draft)
+        self.display = True
+        self.editor.focus()
+        self.editor.move_cursor(self.editor.document.end)
+        self.update_status()
+
+    def update_status(self) -> None:
+        target = self.target
+        if target is None:
+            self.status.update(Text("This customer has no channel we can reply on.", style="bold red"))
+            return
+        text = Text("reply on ")
+        text.append_text(target.label())
+        if len(self.targets) > 1:
+            text.append(f"  ({self.index + 1}/{len(self.targets)}, ctrl+o: other)", style="dim")
+        if target.opted_out:
+            text.append("  opted out: nothing can be sent here", style="bold red")
+        else:
+            note, ok = limit_note(target.channel, self.editor.text)
+            if note:
+                text.append(f"  {note}", style="dim" if ok else "bold red")
+        self.status.update(text)
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.update_status()
+
+    def action_next_target(self) -> None:
+        if self.targets:
+            self.index = (self.index + 1) % len(self.targets)
+            self.update_status()
+
+    def action_send(self) -> None:
+        target = self.target
+        body = self.editor.text
+        if target is None:
+            self.app.bell()
+            return
+        if target.opted_out:
+            self.app.notify("This customer opted out on this channel; pick another with ctrl+o.", severity="error")
+            return
+        note, ok = limit_note(target.channel, body)
+        if not ok:
+            self.app.notify(note or "Type a message first.", severity="warning")
+            return
+        self.post_message(self.Send(target, body))
+
+    def action_external_editor(self) -> None:
+        """Suspend the app, edit the draft in $VISUAL/$EDITOR, and bring the text back."""
+        import os
+        import shlex
+        import subprocess
+        import tempfile
+
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        with tempfile.NamedTemporaryFile("w+", suffix=".txt", prefix="console-reply-", delete=False) as handle:
+            handle.write(self.editor.text)
+            path = handle.name
+        try:
+            with self.app.suspend():
+                done = subprocess.run([*shlex.split(editor), path], check=False)
+            if done.returncode != 0:
+                self.app.notify(Text(f"{editor} exited with status {done.returncode}; the draft is unchanged."),
+                                severity="warning")
+                return
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                self.editor.load_text(handle.read().rstrip("\n"))
+            self.editor.move_cursor(self.editor.document.end)
+        except OSError as exc:
+            self.app.notify(Text(f"Cannot run {editor}: {exc.strerror}. Set $EDITOR to your editor."),
+                            severity="error")
+        except SuspendNotSupported:
+            self.app.notify("This terminal cannot hand over to an editor.", severity="warning")
+        finally:
+            os.unlink(path)
+
+    def action_close(self) -> None:
+        self.post_message(self.Closed(self.editor.text))

@@ -1,0 +1,52 @@
+"""Shared fixtures: free ports, temporary workspaces, and the rule for missing services.
+
+A test that needs a real server (Dovecot, mbsync...) calls `need_binary()`. On a developer's
+machine without it, the test is skipped with the command that installs it; under CI (the `CI`
+environment variable is set) a missing service is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from console.config import WorkspaceConfig, parse
+from console.store import Store
+
+
+def need_binary(name: str, install: str, search: tuple[str, ...] = ()) -> str:
+    """Path of an executable, or skip (fail under CI) saying how to install it."""
+    found = shutil.which(name) or next((p for p in search if Path(p).exists()), None)
+    if found:
+        return found
+    message = f"{name} is not installed; install it with: {install}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI must run every test)")
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "console.db")
+    yield s
+    s.close()
+
+
+def workspace_from(text: str, tmp_path: Path) -> WorkspaceConfig:
+    """A workspace config from TOML text, with its data dir inside tmp_path."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(text)
+    config_path.chmod(0o600)
+    ws = parse(text, config_path)
+    ws.data_dir = tmp_path / "data"
+    return ws

@@ -1,0 +1,128 @@
+"""The command line: how to start, sync --once, check, export/import, errors as one sentence."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.cli import main
+
+
+def console(*args, env=None, cwd=None, stdin=None):
+    environment = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "console", *args], capture_output=True, text=True,
+                          env=environment, cwd=cwd, input=stdin, timeout=120)
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[workspace]\nname = "Test shop"\ndata_dir = "{tmp_path / "data"}"\n' + body)
+    path.chmod(0o600)
+    return path
+
+
+DEMO = '[[accounts]]\nkind = "demo"\nname = "demo"\nchannels = ["sms", "email"]\nchatter = false\n'
+
+
+def test_version_and_module_entry_point():
+    done = console("--version")
+    assert done.returncode == 0 and done.stdout.startswith("console ")
+
+
+def test_without_config_it_says_how_to_start(tmp_path):
+    done = console(env={"CONSOLE_CONFIG": str(tmp_path / "missing.toml")})
+    assert done.returncode == 1
+    assert "console --demo" in done.stdout and "config.example.toml" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_config_is_one_line_naming_file_line_and_key(tmp_path):
+    path = write_config(tmp_path, '[[accounts]]\nkind = "demo"\nname = "x"\nchannels = "sms"\n')
+    done = console("--config", str(path), "check")
+    assert done.returncode != 0
+    assert f"{path}, line 7, key 'accounts[0].channels'" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_config_given_explicitly_is_an_error(tmp_path):
+    done = console("--config", str(tmp_path / "nope.toml"), "sync", "--once")
+    assert done.returncode == 2 and "file not found" in done.stderr
+
+
+def test_sync_once_pulls_and_exits_zero(tmp_path):
+    path = write_config(tmp_path, DEMO)
+    done = console("--config", str(path), "sync", "--once")
+    assert done.returncode == 0, done.stderr
+    lines = console("--config", str(path), "export").stdout.splitlines()
+    assert sum(json.loads(line)["type"] == "message" for line in lines) > 100
+
+
+def test_sync_once_fails_naming_the_failing_account(tmp_path):
+    body = DEMO + '[[accounts]]\nkind = "demo"\nname = "broken"\nchannels = ["fax"]\n'
+    path = write_config(tmp_path, body)
+    done = console("--config", str(path), "sync", "--once")
+    assert done.returncode == 1
+    assert "account 'broken' failed" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_second_sync_process_refuses_while_one_runs(tmp_path):
+    path = write_config(tmp_path, DEMO)
+    first = subprocess.Popen([sys.executable, "-m", "console", "--config", str(path), "sync"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = tmp_path / "data" / "sync.lock"
+        for _ in range(200):
+            if lock.exists() and lock.read_text().strip() == str(first.pid):
+                break
+            subprocess.run(["sleep", "0.05"])
+        second = console("--config", str(path), "sync", "--once")
+        assert second.returncode == 3
+        assert f"another process (pid {first.pid}) is already syncing" in second.stderr
+    finally:
+        first.terminate()
+        first.wait(timeout=20)
+    assert first.returncode == 0  # SIGTERM is a clean stop
+
+
+def test_check_prints_a_table_and_fails_on_a_bad_account(tmp_path):
+    path = write_config(tmp_path, DEMO)
+    done = console("--config", str(path), "check")
+    assert done.returncode == 0 and "demo" in done.stdout and "ok" in done.stdout
+    path = write_config(tmp_path, DEMO + '[[accounts]]\nkind = "demo"\nname = "b"\nchannels = ["fax"]\n')
+    done = console("--config", str(path), "check")
+    assert done.returncode == 1 and "FAILED" in done.stdout
+
+
+def test_export_import_round_trip_through_the_cli(tmp_path):
+    path = write_config(tmp_path, DEMO)
+    assert console("--config", str(path), "sync", "--once").returncode == 0
+    dump = console("--config", str(path), "export").stdout
+    other = tmp_path / "other"
+    other.mkdir()
+    other_config = write_config(other, "")
+    done = console("--config", str(other_config), "import", "-", stdin=dump)
+    assert done.returncode == 0, done.stderr
+    assert console("--config", str(other_config), "export").stdout == dump
+
+
+def test_export_since_a_date_and_a_bad_date(tmp_path):
+    path = write_config(tmp_path, DEMO)
+    console("--config", str(path), "sync", "--once")
+    everything = console("--config", str(path), "export").stdout.count('"type": "message"')
+    recent = console("--config", str(path), "export", "--since", "2999-01-01").stdout.count('"type": "message"')
+    assert everything > 0 and recent == 0
+    done = console("--config", str(path), "export", "--since", "last tuesday")
+    assert done.returncode == 2 and "expected a date like 2026-11-01" in done.stderr
+
+
+def test_import_of_a_broken_file_changes_nothing(tmp_path):
+    path = write_config(tmp_path, "")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"type": "customer", "id": 1, "name": "A", "created_at": 0, "updated_at": 0}\nnot json\n')
+    done = console("--config", str(path), "import", str(bad))
+    assert done.returncode == 2 and "line 2: not an export record; nothing was imported" in done.stderr
+    assert console("--config", str(path), "export").stdout == ""

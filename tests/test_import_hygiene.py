@@ -1,0 +1,24 @@
+"""The core never imports the UI toolkit: channels, store, config, sync and the sanitizer run headless."""
+
+import subprocess
+import sys
+
+CORE = [
+    "console.model", "console.config", "console.sanitize", "console.identity", "console.store", "console.sync",
+    "console.channels", "console.channels.base", "console.channels.demo", "console.channels.email",
+    "console.channels.twilio", "console.channels.telegram", "console.channels.mastodon", "console.channels.meta",
+    "console.sms",
+]
+
+
+def test_core_modules_import_neither_textual_nor_rich():
+    code = (
+        "import importlib, importlib.util, sys\n"
+        f"for name in {CORE!r}:\n"
+        "    if importlib.util.find_spec(name) is not None:\n"
+        "        importlib.import_module(name)\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        "print(','.join(bad))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "", f"core imported: {done.stdout.strip()}"

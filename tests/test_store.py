@@ -1,0 +1,212 @@
+"""The store: de-duplication, identities, conversation states, the outbox and backups."""
+
+import io
+import sqlite3
+import time
+
+import pytest
+
+from console.model import Address, InboundMessage, OptOutChange, PullResult, SendResult, StatusUpdate
+from console.store import ListFilter, OptedOut, Store, StoreError
+
+NOW = time.time()
+
+
+def msg(ext, peer, direction="in", at=NOW - 3600, thread="t1", channel="sms", body="hello", **kw):
+    return InboundMessage(ext, thread, channel, direction, peer, at, body, **kw)
+
+
+ANN_SMS = Address("phone", "(555) 010-0001", "Ann")
+ANN_WA = Address("phone", "whatsapp:+15550100001", "")
+BOB = Address("email", "Bob@Example.COM", "Bob")
+
+
+def test_pulling_the_same_messages_twice_stores_them_once(store):
+    result = PullResult([msg("m1", ANN_SMS), msg("m2", ANN_SMS, at=NOW - 10)], cursor="c1")
+    assert store.apply_pull("acct", result) == 2
+    assert store.apply_pull("acct", result) == 0
+    assert store.count_messages() == 2
+    assert store.cursor("acct") == "c1"
+
+
+def test_same_external_id_on_two_accounts_is_two_messages(store):
+    store.apply_pull("a", PullResult([msg("m1", ANN_SMS)]))
+    store.apply_pull("b", PullResult([msg("m1", ANN_SMS)]))
+    assert store.count_messages() == 2
+
+
+def test_sms_and_whatsapp_from_one_number_are_one_customer(store):
+    store.apply_pull("tw", PullResult([msg("s1", ANN_SMS), msg("w1", ANN_WA, channel="whatsapp", thread="w")]))
+    rows = store.list_rows(ListFilter("open"), 0, 10)
+    assert len(rows) == 1
+    assert set(rows[0].channels) == {"sms", "whatsapp"}
+    assert [i.address for i in store.identities(rows[0].customer_id)] == ["+15550100001"]
+
+
+def test_email_addresses_match_case_insensitively(store):
+    store.apply_pull("mail", PullResult([msg("e1", BOB, channel="email", thread="x")]))
+    store.apply_pull("mail2", PullResult([msg("e2", Address("email", "bob@example.com"), channel="email", thread="y")]))
+    assert store.count_rows(ListFilter("open")) == 1
+
+
+def test_open_list_is_oldest_waiting_first(store):
+    store.apply_pull("a", PullResult([
+        msg("1", Address("phone", "+15550100011", "Newer"), at=NOW - 60, thread="a"),
+        msg("2", Address("phone", "+15550100012", "Oldest"), at=NOW - 7200, thread="b"),
+        msg("3", Address("phone", "+15550100013", "Middle"), at=NOW - 600, thread="c"),
+    ]))
+    assert [r.name for r in store.list_rows(ListFilter("open"), 0, 10)] == ["Oldest", "Middle", "Newer"]
+
+
+def test_our_reply_moves_to_waiting_and_their_answer_reopens(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS, at=NOW - 100)]))
+    store.apply_pull("a", PullResult([msg("2", ANN_SMS, direction="out", at=NOW - 50)]))
+    assert store.status_counts(ListFilter())["waiting"] == 1
+    store.apply_pull("a", PullResult([msg("3", ANN_SMS, at=NOW - 10)]))
+    rows = store.list_rows(ListFilter("open"), 0, 10)
+    assert len(rows) == 1 and rows[0].since == pytest.approx(NOW - 10)
+
+
+def test_new_message_reopens_a_done_conversation(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS)]))
+    customer = store.list_rows(ListFilter("open"), 0, 1)[0].customer_id
+    assert store.set_status("done", customer_id=customer) == 1
+    assert store.count_rows(ListFilter("open")) == 0
+    store.apply_pull("a", PullResult([msg("2", ANN_SMS, at=NOW)]))
+    assert store.count_rows(ListFilter("open")) == 1
+
+
+def test_an_old_message_arriving_late_does_not_reopen(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS, at=NOW - 100), msg("2", ANN_SMS, "out", at=NOW - 50)]))
+    store.apply_pull("a", PullResult([msg("0", ANN_SMS, at=NOW - 500)]))
+    assert store.status_counts(ListFilter())["waiting"] == 1
+
+
+def test_snoozed_conversation_returns_when_its_time_comes(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS)]))
+    customer = store.list_rows(ListFilter("open"), 0, 1)[0].customer_id
+    store.set_status("snoozed", customer_id=customer, snooze_until=time.time() - 1)
+    assert store.count_rows(ListFilter("snoozed")) == 1
+    assert store.wake_snoozed() == 1
+    assert store.count_rows(ListFilter("open")) == 1
+
+
+def test_edits_replace_the_body_and_are_marked(store):
+    store.apply_pull("t", PullResult([msg("u1", ANN_SMS, body="helo")]))
+    store.apply_pull("t", PullResult([msg("u1", ANN_SMS, body="hello", edited=True)]))
+    entry = store.timeline(store.list_rows(ListFilter("open"), 0, 1)[0].customer_id)[0]
+    assert (entry.body, entry.edited) == ("hello", True)
+
+
+def test_full_text_index_follows_messages(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS, body="the croissant order for friday")]))
+    hits = store.db.query("SELECT rowid FROM message_fts WHERE message_fts MATCH 'croissant'")
+    assert len(hits) == 1
+
+
+def test_reply_goes_through_the_outbox_and_back(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS)]))
+    identity = store.identities(1)[0]
+    message_id = store.enqueue_reply(identity.id, "a", "sms", "On its way!", author="ana")
+    assert store.in_doubt(["a"]) == []
+    [out] = store.claim_due(["a"])
+    assert (out.message_id, out.to.address, out.thread_external_ids) == (message_id, "+15550100001", ("1",))
+    assert store.claim_due(["a"]) == []  # claimed once only
+    assert [o.outbox_id for o in store.in_doubt(["a"])] == [out.outbox_id]
+    store.record_sent(out, SendResult("SM1", "sent"))
+    store.apply_pull("a", PullResult(status_updates=[StatusUpdate("SM1", "delivered")]))
+    last = store.timeline(1)[-1]
+    assert (last.direction, last.status, last.author) == ("out", "delivered", "ana")
+    assert store.in_doubt(["a"]) == []
+
+
+def test_send_recorded_after_the_pull_saw_it_keeps_one_copy(store):
+    """The Sent folder may show our message before the engine records its id: no duplicate."""
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS)]))
+    store.enqueue_reply(1, "a", "sms", "hi")
+    [out] = store.claim_due(["a"])
+    store.apply_pull("a", PullResult([msg("SM9", ANN_SMS, "out", body="hi", at=NOW)]))
+    store.record_sent(out, SendResult("SM9"))
+    assert [e.body for e in store.timeline(1)] == ["hello", "hi"]
+
+
+def test_opted_out_identity_cannot_be_enqueued(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS)], opt_outs=[OptOutChange(ANN_SMS, True)]))
+    with pytest.raises(OptedOut):
+        store.enqueue_reply(1, "a", "sms", "hi")
+    store.apply_pull("a", PullResult(opt_outs=[OptOutChange(ANN_SMS, False)]))
+    store.enqueue_reply(1, "a", "sms", "hi")
+
+
+def test_permanent_failure_marks_message_and_opt_out(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS)]))
+    store.enqueue_reply(1, "a", "sms", "hi")
+    [out] = store.claim_due(["a"])
+    store.record_failed(out, "The customer opted out (STOP).", opted_out=True)
+    assert store.timeline(1)[-1].status == "failed"
+    assert store.identities(1)[0].opted_out
+
+
+def test_delayed_send_can_be_undone_before_it_leaves(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS)]))
+    message_id = store.enqueue_reply(1, "a", "sms", "oops", delay=60)
+    assert store.claim_due(["a"]) == []
+    assert store.cancel_send(message_id)
+    assert store.next_due_at(["a"]) is None
+
+
+def test_export_then_import_into_an_empty_store_is_complete(store, tmp_path):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS, raw=b"\x00raw\xff"), msg("2", BOB, channel="email", thread="e")],
+                                     cursor="42"))
+    dump = "\n".join(store.export_lines()) + "\n"
+    other = Store(tmp_path / "other.db")
+    added = other.import_lines(io.StringIO(dump))
+    assert added == {"customer": 2, "identity": 2, "conversation": 2, "message": 2, "cursor": 1}
+    assert "\n".join(other.export_lines()) + "\n" == dump
+    assert other.import_lines(io.StringIO(dump))["message"] == 0  # idempotent
+    raw = other.db.query_one("SELECT raw FROM message WHERE external_id = '1'")[0]
+    assert raw == b"\x00raw\xff"
+
+
+def test_store_written_by_a_newer_version_is_refused(tmp_path):
+    path = tmp_path / "new.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(StoreError, match="newer console"):
+        Store(path)
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable console workspace"):
+        Store(path)
+
+
+def test_store_uses_wal_and_foreign_keys(store):
+    assert store.db.query_one("PRAGMA journal_mode")[0] == "wal"
+    assert store.db.query_one("PRAGMA foreign_keys")[0] == 1
+
+
+def test_a_new_identity_vouched_for_by_the_service_joins_that_customer(store):
+    tg = Address("telegram", "700001", "Ann (@ann)")
+    store.apply_pull("mail", PullResult([msg("e1", BOB, channel="email")]))
+    store.apply_pull("tg", PullResult([msg("t1", tg, channel="telegram", thread="tg:1", peer_links=(BOB,))]))
+    customers = {r.customer_id for r in store.list_rows(ListFilter("open"), 0, 10)}
+    assert len(customers) == 1
+    assert {i.kind for i in store.identities(customers.pop())} == {"email", "telegram"}
+    # A link never merges two customers that already exist.
+    store.apply_pull("a", PullResult([msg("s1", ANN_SMS)]))
+    store.apply_pull("a", PullResult([msg("s2", ANN_SMS, at=NOW - 5, peer_links=(BOB,))]))
+    assert store.count_rows(ListFilter("open")) == 2
+
+
+def test_long_quiet_waiting_conversations_close_and_reopen_on_news(store):
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS, at=NOW - 9 * 86400),
+                                      msg("2", ANN_SMS, direction="out", at=NOW - 8 * 86400)]))
+    store.apply_pull("a", PullResult([msg("3", BOB, direction="out", at=NOW - 3600, thread="b")]))
+    assert store.close_waiting(NOW - 7 * 86400) == 1
+    assert store.status_counts(ListFilter()) | {} == {**store.status_counts(ListFilter()), "done": 1, "waiting": 1}
+    store.apply_pull("a", PullResult([msg("4", ANN_SMS, at=NOW - 10)]))
+    assert store.status_counts(ListFilter())["open"] == 1
