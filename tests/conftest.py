@@ -29,6 +29,19 @@ def need_binary(name: str, install: str, search: tuple[str, ...] = ()) -> str:
     pytest.skip(message)
 
 
+def spec_path(name: str) -> Path:
+    """An API description the fakes validate against: tests/specs/ (see its README), or
+    $CONSOLE_SPECS_DIR when set."""
+    folder = Path(os.environ.get("CONSOLE_SPECS_DIR") or Path(__file__).resolve().parent / "specs")
+    path = folder / name
+    if path.exists():
+        return path
+    message = f"the API description {path} is missing; set CONSOLE_SPECS_DIR to the folder holding {name}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

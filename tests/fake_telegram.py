@@ -29,26 +29,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, spec_path
 
 RETENTION = 24 * 3600
 BOT = {"id": 7000001, "is_bot": True, "first_name": "Acme Bot", "username": "acme_bot",
        "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False,
        "can_connect_to_business": True}
-
-
-def spec_path(name: str) -> Path:
-    """Where an API description lives: $CONSOLE_SPECS_DIR, the repository, or the shared folder."""
-    here = Path(__file__).resolve().parent
-    candidates = [Path(os.environ["CONSOLE_SPECS_DIR"]) / name] if os.environ.get("CONSOLE_SPECS_DIR") else []
-    candidates += [here / "specs" / name, here.parent / "specs" / name, Path("/work/shared/specs") / name]
-    for candidate in candidates:
-        if candidate.exists():
-            return candidate
-    message = f"the API description {name} is not available; set CONSOLE_SPECS_DIR to the folder holding it"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 _SPEC_CACHE: dict[Path, "BotApiSpec"] = {}

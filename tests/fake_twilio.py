@@ -33,7 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-SPEC_PATH = Path(os.environ.get("TWILIO_OAI_SPEC", "/work/shared/specs/twilio_api_v2010.json"))
+from conftest import spec_path
+
 SPEC_HOST = "https://api.twilio.com"
 API = "/2010-04-01"
 
@@ -73,7 +74,7 @@ def load_spec():
                "uri-map": lambda v: isinstance(v, dict), "currency": lambda v: isinstance(v, str)}
     config = Config(extra_format_validators=formats,
                     extra_format_unmarshallers={name: (lambda v: v) for name in formats})
-    with SPEC_PATH.open(encoding="utf-8") as fh:
+    with spec_path("twilio_api_v2010.json").open(encoding="utf-8") as fh:
         return OpenAPI.from_dict(json.load(fh), config=config)
 
 
