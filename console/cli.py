@@ -196,7 +196,7 @@ def cmd_check(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     from console.channels import open_channel
     from console.model import ChannelError
 
-    table = Table("account", "kind", "result", title=f"{ws.name}: {len(ws.accounts)} account(s)")
+    table = Table("account", "kind", "result", title=f"{ws.name}: {len(ws.accounts)} enabled account(s)")
     failures = 0
 
     async def probe(account) -> tuple[bool, str]:
@@ -221,7 +221,14 @@ def cmd_check(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
                       Text(("ok: " if ok else "FAILED: ") + one_line(detail, 300), style="green" if ok else "red"))
         if not ok:
             problems.append(f"console: account '{account.name}': {one_line(detail, 500)}")
-    if not ws.accounts:
+    for account in ws.disabled_accounts:  # their settings are still validated
+        try:
+            open_channel(account, ws)
+            detail, style = "disabled (enabled = false); settings valid", "dim"
+        except ConfigError as exc:
+            detail, style = f"disabled (enabled = false); {one_line(str(exc), 300)}", "yellow"
+        table.add_row(Text(account.name), Text(account.kind), Text(detail, style=style))
+    if not ws.accounts and not ws.disabled_accounts:
         table.add_row(Text("-"), Text("-"), Text("no [[accounts]] configured"))
     Console().print(table)
     for line in problems:  # unwrapped, one line each, for people who copy them and for scripts

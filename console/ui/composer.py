@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static, TextArea
 
+from console.sms import segment_info
 from console.ui.render import CHANNEL_NAMES, icon, safe_line
 
 # Hard limits per channel (characters), where the service has one.
@@ -43,14 +44,9 @@ def limit_note(channel: str, body: str) -> tuple[str, bool]:
     """A short note on length for this channel, and whether the body may be sent."""
     if not body.strip():
         return "", False
-    if channel in ("sms",):
-        try:
-            from console.sms import segment_info  # written with the Twilio channel
-        except ImportError:  # pragma: no cover - the module ships with the package
-            segment_info = None
-        if segment_info is not None:
-            info = segment_info(body)
-            return info.describe(), info.sendable
+    if channel == "sms":
+        info = segment_info(body)
+        return info.describe(), info.sendable
     limit = LIMITS.get(channel)
     if limit is not None:
         if len(body) > limit:

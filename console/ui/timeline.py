@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -85,14 +87,10 @@ class Timeline(VerticalScroll, can_focus=True):
         self.show_quotes = not self.show_quotes
         self._body.update(self.render_entries())
 
-    def render_entries(self) -> Text:
-        out = Text()
-        for entry in self.entries:
-            out.append_text(self.render_entry(entry))
-            out.append("\n")
-        return out
+    def render_entries(self) -> Group:
+        return Group(*(self.render_entry(entry) for entry in self.entries))
 
-    def render_entry(self, entry: TimelineEntry) -> Text:
+    def render_entry(self, entry: TimelineEntry) -> Group:
         ours = entry.direction == "out"
         current = entry.conversation_id == self.selected_conversation
         bar = Text("▌ " if current else "  ", style="bold cyan" if current else "dim")
@@ -111,35 +109,22 @@ class Timeline(VerticalScroll, can_focus=True):
             head.append("  (edited)", style="dim")
         if ours and entry.status:
             style = "red" if entry.status in ("failed", "undelivered", "unknown") else "dim"
-            head.append(f"  {entry.status}", style=style)
+            head.append(f" · {entry.status}", style=style)
             if entry.status_detail and entry.status != "delivered":
                 head.append(": ", style=style)
                 head.append_text(safe_line(entry.status_detail, 120, style=style))
-        head.append("\n")
         body, folded = fold_quotes(entry.body) if not self.show_quotes else (entry.body.rstrip(), 0)
         text = safe(body or ("(no text)" if not entry.attachments else ""))
-        head.append_text(_indent(text))
         if folded:
-            head.append(f"\n    ⋯ {folded} quoted line{'s' if folded != 1 else ''} (z to show)", style="dim")
+            text.append(f"\n⋯ {folded} quoted line{'s' if folded != 1 else ''} (z to show)", style="dim")
         for attachment in entry.attachments:
             size = attachment.get("size")
-            head.append("\n    📎 ", style="dim")
-            head.append_text(safe_line(attachment.get("name") or "attachment", 60))
-            head.append(f"  {safe_line(attachment.get('content_type'), 40).plain}"
+            text.append("\n📎 ", style="dim")
+            text.append_text(safe_line(attachment.get("name") or "attachment", 60))
+            text.append(f"  {safe_line(attachment.get('content_type'), 40).plain}"
                         + (f", {_size(size)}" if size else ""), style="dim")
-        head.append("\n")
-        return head
-
-
-def _indent(text: Text) -> Text:
-    lines = text.split("\n", allow_blank=True)
-    out = Text()
-    for number, line in enumerate(lines):
-        if number:
-            out.append("\n")
-        out.append("    ")
-        out.append_text(line)
-    return out
+        # The body wraps inside its own indented column, under the heading.
+        return Group(head, Padding(text, (0, 0, 1, 4)))
 
 
 def _size(size: int) -> str:
