@@ -214,6 +214,7 @@ class WorkspaceConfig:
     disabled_accounts: list[AccountConfig] = field(default_factory=list)  # `enabled = false`
     keymap: dict[str, str] = field(default_factory=dict)
     keymap_lines: dict[str, int | None] = field(default_factory=dict)
+    templates: dict[str, str] = field(default_factory=dict)  # [templates]: name = "text with {first_name}"
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -229,7 +230,7 @@ def _os_user() -> str:
         return "agent"
 
 
-_TOP_LEVEL = {"workspace", "accounts", "keymap"}
+_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates"}
 _WORKSPACE_KEYS = {"name", "agent", "default_region", "data_dir", "response_target_minutes", "send_delay_seconds",
                    "close_waiting_after_days"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -302,6 +303,14 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
     ws.keymap = dict(keymap)
     ws.keymap_lines = {key: locator.line_of("keymap", key) for key in keymap}
 
+    templates = data.get("templates", {})
+    if not isinstance(templates, dict):
+        raise ConfigError("expected a [templates] table", path, locator.line_of("templates"), "templates")
+    for key, value in templates.items():
+        if not isinstance(value, str) or not value.strip():
+            raise err("templates", key, 'expected the reply text as a string, e.g. thanks = "Thank you, {first_name}!"')
+    ws.templates = dict(templates)
+
     accounts = data.get("accounts", [])
     if not isinstance(accounts, list):
         raise ConfigError("expected [[accounts]] tables", path, locator.line_of("accounts"), "accounts")
@@ -356,6 +365,11 @@ def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
         '[[accounts]]\nkind = "demo"\nname = "mail"\nchannels = ["email"]\n'
         '[[accounts]]\nkind = "demo"\nname = "phone"\nchannels = ["sms", "whatsapp"]\n'
         '[[accounts]]\nkind = "demo"\nname = "social"\nchannels = ["telegram", "instagram", "messenger"]\n'
+        '[templates]\n'
+        'ready = "Hi {first_name}, your order is ready for pickup today from 4pm. See you soon! {agent}"\n'
+        'thanks = "Thank you so much, {first_name}! Have a lovely day. {agent} at {business}"\n'
+        'hours = "Hi {first_name}! We are open Tuesday to Sunday, 7am to 3pm. {agent}"\n'
+        'order = "Hi {first_name}, your order {order_number} is confirmed for {pickup_day}. {agent}"\n'
     )
     ws = parse(text)
     ws.data_dir = base

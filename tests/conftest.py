@@ -7,6 +7,7 @@ environment variable is set) a missing service is an error, never a skip.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -14,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from console.config import WorkspaceConfig, parse
+from console.config import WorkspaceConfig, demo_config, parse
 from console.store import Store
+from console.sync import Engine
 
 
 def need_binary(name: str, install: str, search: tuple[str, ...] = ()) -> str:
@@ -63,3 +65,53 @@ def workspace_from(text: str, tmp_path: Path) -> WorkspaceConfig:
     ws = parse(text, config_path)
     ws.data_dir = tmp_path / "data"
     return ws
+
+
+# ---- the demo workspace, for the app's Pilot tests ---------------------------------------------
+@pytest.fixture(scope="session")
+def seeded_demo(tmp_path_factory) -> Path:
+    """The demo workspace, seeded once through the demo adapter and the real engine."""
+    base = tmp_path_factory.mktemp("demo-seed")
+    ws = quiet(demo_config(base))
+    store = Store(ws.store_path)
+    asyncio.run(Engine(ws, store).run(once=True))
+    store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    return ws.store_path
+
+
+def quiet(ws):
+    """No spontaneous customer messages during a test; replies come back at once."""
+    for account in ws.accounts:
+        account.raw["chatter"] = False
+        account.raw["reply_delay"] = 0.0
+    return ws
+
+
+@pytest.fixture
+def demo(seeded_demo, tmp_path):
+    ws = quiet(demo_config(tmp_path / "demo"))
+    ws.data_dir.mkdir(parents=True)
+    shutil.copy(seeded_demo, ws.store_path)
+    store = Store(ws.store_path)
+    yield ws, store
+    store.close()
+
+
+async def ready(pilot, app) -> None:
+    """Wait until the list and the selected customer's timeline are on screen."""
+    for _ in range(200):
+        await pilot.pause(0.02)
+        if app.conversations.selected is not None and app.timeline.entries:
+            return
+    raise AssertionError("the app never showed a conversation")
+
+
+async def until(pilot, condition, what: str) -> None:
+    for _ in range(250):
+        if condition():
+            return
+        await pilot.pause(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+

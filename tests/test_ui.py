@@ -14,55 +14,9 @@ from console.model import Address, InboundMessage, PullResult
 from console.store import ListFilter, Store
 from console.sync import Engine
 from console.ui.app import ConsoleApp
+from conftest import ready, until  # noqa: F401 - the demo fixtures live in conftest
 
 SIZE = (80, 24)
-
-
-@pytest.fixture(scope="session")
-def seeded_demo(tmp_path_factory) -> Path:
-    """The demo workspace, seeded once through the demo adapter and the real engine."""
-    base = tmp_path_factory.mktemp("demo-seed")
-    ws = quiet(demo_config(base))
-    store = Store(ws.store_path)
-    asyncio.run(Engine(ws, store).run(once=True))
-    store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
-    return ws.store_path
-
-
-def quiet(ws):
-    """No spontaneous customer messages during a test; replies come back at once."""
-    for account in ws.accounts:
-        account.raw["chatter"] = False
-        account.raw["reply_delay"] = 0.0
-    return ws
-
-
-@pytest.fixture
-def demo(seeded_demo, tmp_path):
-    ws = quiet(demo_config(tmp_path / "demo"))
-    ws.data_dir.mkdir(parents=True)
-    shutil.copy(seeded_demo, ws.store_path)
-    store = Store(ws.store_path)
-    yield ws, store
-    store.close()
-
-
-async def ready(pilot, app) -> None:
-    """Wait until the list and the selected customer's timeline are on screen."""
-    for _ in range(200):
-        await pilot.pause(0.02)
-        if app.conversations.selected is not None and app.timeline.entries:
-            return
-    raise AssertionError("the app never showed a conversation")
-
-
-async def until(pilot, condition, what: str) -> None:
-    for _ in range(250):
-        if condition():
-            return
-        await pilot.pause(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_opens_on_open_conversations_oldest_waiting_first(demo):

@@ -13,15 +13,17 @@ from console.store.backup import BackupMixin
 from console.store.db import Database, StoreError
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
+from console.store.triage import (CustomerCard, Note, Presence, SearchHit, SearchSyntaxError, Suggestion,
+                                  TriageMixin)
 from console.store.queries import STATUSES, AccountState, IdentityRow, ListFilter, ListRow, QueryMixin, TimelineEntry
 
 __all__ = [
     "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
-    "STATUSES",
+    "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "Suggestion",
 ]
 
 
-class Store(IngestMixin, OutboxMixin, QueryMixin, BackupMixin):
+class Store(IngestMixin, OutboxMixin, QueryMixin, TriageMixin, BackupMixin):
     def __init__(self, path: Path | str, region: str = "US"):
         self.db = Database(path)
         self.region = region

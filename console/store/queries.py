@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from console.store.db import Database, now
 
@@ -16,6 +16,7 @@ class ListFilter:
     channel: str | None = None
     by_customer: bool = True
     assignee: str | None = None
+    tag: str | None = None
     # A row (customer id, or conversation id per thread) that stays listed under this tab after
     # its status moved, so replying to a customer does not whisk them away mid-conversation.
     keep: int | None = None
@@ -97,6 +98,9 @@ class QueryMixin:
         if flt.assignee:
             clauses.append(f"{prefix}assignee = ?")
             params.append(flt.assignee)
+        if flt.tag:
+            clauses.append(f"{prefix}customer_id IN (SELECT customer_id FROM tag WHERE name = ?)")
+            params.append(flt.tag)
         if flt.keep is None:
             where = " AND ".join([f"{prefix}status = ?", *clauses])
             return where, [flt.status, *params]
@@ -116,7 +120,7 @@ class QueryMixin:
         """Rows per status tab, with the same channel/assignee filter."""
         counts = {}
         for status in STATUSES:
-            counts[status] = self.count_rows(ListFilter(status, flt.channel, flt.by_customer, flt.assignee))
+            counts[status] = self.count_rows(replace(flt, status=status, keep=None))
         if flt.keep is not None:
             counts["listed"] = self.count_rows(flt)
         return counts
@@ -160,6 +164,17 @@ class QueryMixin:
             (*params, limit, offset),
         )
         return [self._row(c["id"], c, (c["channel"],), c["since"], 1) for c in convs]
+
+    def row_for(self, customer_id: int, conversation_id: int | None = None) -> ListRow | None:
+        """A list row for one customer (e.g. a search hit), whatever tab they are under."""
+        conv = self.db.query_one(
+            f"""SELECT c.*, cu.name AS customer_name FROM conversation c JOIN customer cu ON cu.id = c.customer_id
+                WHERE c.customer_id = ? {'AND c.id = ?' if conversation_id is not None else ''}
+                ORDER BY c.last_message_at DESC LIMIT 1""",
+            (customer_id,) if conversation_id is None else (customer_id, conversation_id))
+        if conv is None:
+            return None
+        return self._row(customer_id, conv, (conv["channel"],), conv["waiting_since"], 1)
 
     @staticmethod
     def _row(key: int, conv, channels: tuple[str, ...], since: float | None, threads: int) -> ListRow:

@@ -118,6 +118,55 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX outbox_due ON outbox(state, next_try_at)",
     ],
+    # 2: triage: tags, notes, drafts, templates, presence, customer attributes, merge history
+    [
+        "ALTER TABLE customer ADD COLUMN attributes TEXT NOT NULL DEFAULT '{}'",
+        """CREATE TABLE tag (
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            name TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (customer_id, name)
+        )""",
+        "CREATE INDEX tag_name ON tag(name)",
+        """CREATE TABLE note (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            author TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX note_customer ON note(customer_id, created_at)",
+        """CREATE TABLE draft (
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            agent TEXT NOT NULL,
+            body TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (customer_id, agent)
+        )""",
+        """CREATE TABLE template (
+            name TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE presence (
+            agent TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            customer_id INTEGER,
+            activity TEXT NOT NULL DEFAULT 'viewing' CHECK (activity IN ('viewing', 'replying')),
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (agent, pid)
+        )""",
+        """CREATE TABLE merge_log (
+            id INTEGER PRIMARY KEY,
+            kept_id INTEGER NOT NULL,
+            other_id INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('merge', 'split')),
+            moved TEXT NOT NULL,  -- JSON: identity ids, and for a merge the tags and notes it moved
+            other_name TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            undone_at REAL
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

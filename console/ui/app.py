@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
@@ -22,13 +23,16 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from console.config import ConfigError, WorkspaceConfig
-from console.store import ListFilter, ListRow, OptedOut, Store
+from console.store import ListFilter, ListRow, OptedOut, Presence, SearchSyntaxError, Store
 from console.sync import SyncLock
 from console.ui.commands import ConsoleCommands
 from console.ui.composer import Composer, Target
 from console.ui.conversation_list import ConversationList
-from console.ui.render import CHANNEL_NAMES, STATE_MARKS, icon, safe_line
-from console.ui.screens import HelpScreen, SnoozeScreen
+from console.ui.render import CHANNEL_NAMES, STATE_MARKS, icon, safe_line, when
+from console.store.triage import parse_search
+from console.templates import fill, values_for
+from console.ui.card import CardView
+from console.ui.screens import HelpScreen, PickScreen, SnoozeScreen
 from console.ui.timeline import CustomerHeader, Timeline
 
 log = logging.getLogger("console.ui")
@@ -48,11 +52,23 @@ class ConsoleApp(App):
         Binding("enter", "open", "Open", id="conversation.open"),
         Binding("r", "reply", "Reply", id="conversation.reply"),
         Binding("c", "compose_new", "New message", id="conversation.new", show=False),
+        Binding("T", "reply_template", "Reply with a template", id="conversation.reply_template", show=False),
         Binding("e", "done", "Done", id="conversation.done"),
         Binding("u", "reopen", "Reopen", id="conversation.reopen"),
         Binding("s", "snooze", "Snooze", id="conversation.snooze"),
         Binding("space", "next_waiting", "Next needing a reply", id="conversation.next_waiting", show=False),
         Binding("U", "undo_send", "Undo the last send", id="conversation.undo_send", show=False),
+        Binding("i", "toggle_card", "Customer card", id="customer.card", show=False),
+        Binding("t", "tag", "Tag (-name removes)", id="customer.tag", show=False),
+        Binding("w", "note", "Write a note", id="customer.note", show=False),
+        Binding("a", "assign_me", "Assign to me / unassign", id="conversation.assign_me", show=False),
+        Binding("A", "assign", "Assign to an agent", id="conversation.assign", show=False),
+        Binding("m", "merge", "Merge with another customer", id="customer.merge", show=False),
+        Binding("x", "split", "Split an identity out", id="customer.split", show=False),
+        Binding("ctrl+z", "undo_merge", "Undo the last merge or split", id="customer.undo_merge", show=False),
+        Binding("slash", "search", "Search", id="app.search"),
+        Binding("M", "mine", "Only mine / everyone's", id="list.mine", show=False),
+        Binding("number_sign", "tag_filter", "Only a tag / all", id="list.tag", show=False),
         Binding("right_square_bracket", "cycle_status(1)", "Next tab", id="list.next_tab", show=False),
         Binding("left_square_bracket", "cycle_status(-1)", "Previous tab", id="list.previous_tab", show=False),
         Binding("O", "show_status('open')", "Open tab", id="list.open", show=False),
@@ -64,6 +80,10 @@ class ConsoleApp(App):
         *[Binding(str(n), f"channel_filter({n})", f"Channel filter {n}", id=f"list.channel_{n}", show=False)
           for n in range(1, 10)],
     ]
+
+    # Commands without a key of their own, offered in the palette (ctrl+p).
+    PALETTE_ONLY = [("Save the composer text as a template", "save_template"),
+                    ("Insert a template into the composer", "insert_template")]
 
     def __init__(self, workspace: WorkspaceConfig, store: Store, engine_args: list[str] | None = None):
         super().__init__()
@@ -77,6 +97,9 @@ class ConsoleApp(App):
         self.channels: list[str] = []
         self._data_version = store.data_version()
         self._started = time.perf_counter()
+        self._highlight: list[str] = []
+        self.presence: list[Presence] = []
+        self._presence_token: tuple | None = None
         self.title = workspace.name
         keymap_errors = [key for key in workspace.keymap if key not in self.binding_ids()]
         if keymap_errors:
@@ -101,7 +124,9 @@ class ConsoleApp(App):
                 yield ConversationList(self.store, self.workspace.response_target_minutes, id="conversations")
             with Vertical(id="right"):
                 yield CustomerHeader(id="customer")
-                yield Timeline(id="timeline")
+                with Horizontal(id="timeline-row"):
+                    yield Timeline(id="timeline")
+                    yield CardView(id="card")
                 yield Composer(id="composer")
         yield Footer()
 
@@ -121,7 +146,9 @@ class ConsoleApp(App):
         self.composer.display = False
         self.query_one(CustomerHeader).clear()
         self.conversations.focus()
+        self.conversations.me = self.workspace.agent
         self.conversations.reload()
+        self._load_templates()
         self.load_header()
         self.load_channels()
         self.set_interval(0.5, self.poll_store)
@@ -135,7 +162,14 @@ class ConsoleApp(App):
         """bench/startup.py: report seconds from spawn to the first full screen, then exit."""
         with open(self._benchmark_report, "w") as report:
             report.write(f"{time.time() - float(os.environ['CONSOLE_BENCH_T0']):.4f}")
-        self.exit()
+        self._benchmark_report = None
+        self.set_timer(0.3, self.exit)  # let the driver finish writing the frame to the terminal
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _load_templates(self) -> None:
+        """The config's [templates] join the workspace's templates (the config wins on a name)."""
+        for name, body in self.workspace.templates.items():
+            self.store.save_template(name, body)
 
     # ---- the store changed --------------------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="poll", exclusive=True)
@@ -143,7 +177,55 @@ class ConsoleApp(App):
         version = self.store.data_version()
         if version != self._data_version:
             self._data_version = version
+            presence = self.store.presence(exclude_pid=os.getpid())
+            if presence != self.presence:
+                self.call_from_thread(self._presence_changed, presence)
             self.call_from_thread(self.refresh_all)
+
+    # ---- who else is here ---------------------------------------------------------------------
+    def _presence(self, activity: str) -> None:
+        """Tell the other agents' consoles what this one looks at (debounced: `j` held down
+        writes once when it stops)."""
+        customer = self.current.customer_id if self.current else None
+        token = (customer, activity)
+        if token == self._presence_token:
+            return
+        self._presence_token = token
+        if getattr(self, "_presence_timer", None) is not None:
+            self._presence_timer.stop()
+        self._presence_timer = self.set_timer(0.15, lambda: self._write_presence(customer, activity))
+
+    @work(thread=True, exit_on_error=False, group="presence")
+    def _write_presence(self, customer_id: int | None, activity: str) -> None:
+        self.store.set_presence(self.workspace.agent, os.getpid(), customer_id, activity)
+
+    def _presence_changed(self, presence: list[Presence]) -> None:
+        self.presence = presence
+        viewers: dict[int, list[tuple[str, str]]] = {}
+        for p in presence:
+            if p.customer_id is not None:
+                viewers.setdefault(p.customer_id, []).append((p.agent, p.activity))
+        self.conversations.viewers = viewers
+        self.conversations.refresh()
+        if self.current is not None:
+            self.composer.others_note = self._others_here(self.current.customer_id, replying_only=True)
+            if self.composer.display:
+                self.composer.update_status()
+
+    def _others_here(self, customer_id: int, replying_only: bool = False) -> str:
+        """'ana is replying to this customer too', or '' when nobody else is here."""
+        people = [(p.agent, p.activity) for p in self.presence if p.customer_id == customer_id
+                  and (p.activity == "replying" or not replying_only)]
+        if not people:
+            return ""
+        replying = sorted({a for a, act in people if act == "replying"})
+        viewing = sorted({a for a, act in people if act != "replying"} - set(replying))
+        parts = []
+        if replying:
+            parts.append(f"{', '.join(replying)} {'is' if len(replying) == 1 else 'are'} replying to this customer too")
+        if viewing:
+            parts.append(f"{', '.join(viewing)} {'is' if len(viewing) == 1 else 'are'} viewing")
+        return "; ".join(parts)
 
     def refresh_all(self) -> None:
         self.conversations.reload()
@@ -192,6 +274,11 @@ class ConsoleApp(App):
             text.append(f"  {icon(flt.channel)} {CHANNEL_NAMES.get(flt.channel, flt.channel)}", style="bold")
         if not flt.by_customer:
             text.append("  threads", style="dim")
+        if flt.assignee:
+            text.append(f"  mine", style="bold")
+        if flt.tag:
+            text.append("  #")
+            text.append_text(safe_line(flt.tag, 20, style="bold cyan"))
         self.query_one("#tabs", Static).update(text)
 
     def on_conversation_list_counted(self, message: ConversationList.Counted) -> None:
@@ -199,28 +286,42 @@ class ConsoleApp(App):
 
     # ---- selection and timeline ---------------------------------------------------------------
     def on_conversation_list_highlighted(self, message: ConversationList.Highlighted) -> None:
-        previous = self.current
-        self.current = message.row
-        if message.row is None:
+        if self.composer.display and self.current and (
+                message.row is None or self.current.customer_id != message.row.customer_id):
+            self.close_composer()  # keeps the draft of the customer it was written for
+        self.show_row(message.row)
+
+    def show_row(self, row: ListRow | None, highlight: list[str] | None = None) -> None:
+        """Make `row`'s customer the current one: header, timeline, card, presence."""
+        changed = (self.current.customer_id if self.current else None) != (row.customer_id if row else None)
+        self.current = row
+        self._highlight = highlight or []
+        if changed:
+            self._presence("viewing")
+        if row is None:
             self.query_one(CustomerHeader).clear()
             self.timeline.clear()
+            self.query_one(CardView).show(None, [], [])
             return
-        if self.composer.display and previous and previous.customer_id != message.row.customer_id:
-            self.close_composer()
-        self.load_timeline(message.row)
+        self.load_timeline(row)
 
     @work(thread=True, exit_on_error=False, group="timeline", exclusive=True)
     def load_timeline(self, row: ListRow) -> None:
         identities = self.store.identities(row.customer_id)
         name = self.store.customer_name(row.customer_id)
         entries = self.store.timeline(row.customer_id)
-        self.call_from_thread(self._show_timeline, row, name, identities, entries)
+        card = None
+        if self.query_one(CardView).has_class("shown"):
+            card = (self.store.card(row.customer_id), self.store.merge_suggestions(row.customer_id))
+        self.call_from_thread(self._show_timeline, row, name, identities, entries, card)
 
-    def _show_timeline(self, row, name, identities, entries) -> None:
+    def _show_timeline(self, row, name, identities, entries, card=None) -> None:
         if self.current is None or self.current.customer_id != row.customer_id:
             return
-        self.query_one(CustomerHeader).show(name, identities)
-        self.timeline.show(entries, row.conversation_id)
+        self.query_one(CustomerHeader).show(name, identities, self._others_here(row.customer_id))
+        self.timeline.show(entries, row.conversation_id, self._highlight)
+        if card is not None:
+            self.query_one(CardView).show(card[0], identities, card[1])
         if self._benchmark_report:
             self.call_after_refresh(self._exit_for_benchmark)
 
@@ -261,7 +362,7 @@ class ConsoleApp(App):
 
     def action_show_status(self, status: str) -> None:
         flt = self.conversations.filter
-        self.conversations.set_filter(ListFilter(status, flt.channel, flt.by_customer, flt.assignee))
+        self.conversations.set_filter(replace(flt, status=status, keep=None))
         self.update_tabs(None)
         self.conversations.focus()
 
@@ -272,12 +373,12 @@ class ConsoleApp(App):
                              + ", ".join(f"{n} {CHANNEL_NAMES.get(c, c)}" for n, c in enumerate(self.channels, 1))))
             return
         channel = self.channels[number - 1] if number else None
-        self.conversations.set_filter(ListFilter(flt.status, channel, flt.by_customer, flt.assignee))
+        self.conversations.set_filter(replace(flt, channel=channel, keep=None))
         self.update_tabs(None)
 
     def action_toggle_grouping(self) -> None:
         flt = self.conversations.filter
-        self.conversations.set_filter(ListFilter(flt.status, flt.channel, not flt.by_customer, flt.assignee))
+        self.conversations.set_filter(replace(flt, by_customer=not flt.by_customer, keep=None))
         self.update_tabs(None)
 
     def _set_status(self, status: str, from_statuses: tuple[str, ...], snooze_until: float | None = None) -> None:
@@ -309,7 +410,7 @@ class ConsoleApp(App):
         """Jump to the customer who has waited longest for a reply (the Open tab, all channels)."""
         flt = self.conversations.filter
         if flt.status != "open" or flt.channel is not None:
-            self.conversations.set_filter(ListFilter("open", None, flt.by_customer, flt.assignee))
+            self.conversations.set_filter(replace(flt, status="open", channel=None, keep=None))
             self.update_tabs(None)
         else:
             self.conversations.cursor = 0
@@ -347,9 +448,293 @@ class ConsoleApp(App):
 
         self.push_screen(SnoozeScreen(), chosen)
 
+    # ---- the customer: card, tags, notes, assignment, merge -----------------------------------
+    def action_toggle_card(self) -> None:
+        card = self.query_one(CardView)
+        card.toggle_class("shown")
+        if card.has_class("shown") and self.current is not None:
+            self.load_timeline(self.current)
+
+    def _need_customer(self) -> ListRow | None:
+        if self.current is None:
+            self.bell()
+        return self.current
+
+    def action_tag(self) -> None:
+        row = self._need_customer()
+        if row is None:
+            return
+        have = set(self.store.tags(row.customer_id))
+
+        def lookup(text: str):
+            text = text.strip().lstrip("#-").lower()
+            known = [t for t in self.store.all_tags() if text in t]
+            return [(f"-{t}" if t in have else t, f"{'remove' if t in have else 'add'} #{t}") for t in known[:12]]
+
+        def done(answer) -> None:
+            if answer is None:
+                return
+            typed, chosen = answer
+            value = chosen or typed.strip()
+            self._write_tag(row, value)
+
+        self.push_screen(PickScreen(Text.assemble("Tag ", safe_line(row.name, 40),
+                                                  " (a new name adds it; -name removes)"), lookup,
+                                    placeholder="tag, e.g. wholesale"), done)
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _write_tag(self, row: ListRow, value: str) -> None:
+        try:
+            if value.startswith("-"):
+                removed = self.store.remove_tag(row.customer_id, value[1:])
+                note = f"#{value[1:].strip().lower()} removed" if removed else "no such tag on this customer"
+            else:
+                note = f"tagged #{self.store.add_tag(row.customer_id, value)}"
+        except ValueError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        self.call_from_thread(self.notify, Text.assemble(safe_line(row.name, 40), f": {note}"), timeout=2)
+        self.call_from_thread(self.refresh_all)
+
+    def action_note(self) -> None:
+        row = self._need_customer()
+        if row is None:
+            return
+
+        def done(answer) -> None:
+            if answer and answer[0].strip():
+                self._write_note(row, answer[0])
+
+        self.push_screen(PickScreen(Text.assemble("Note on ", safe_line(row.name, 40), " (only agents see it)"),
+                                    lambda text: [], placeholder="e.g. prefers pickup after 5pm"), done)
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _write_note(self, row: ListRow, body: str) -> None:
+        self.store.add_note(row.customer_id, self.workspace.agent, body)
+        self.call_from_thread(self.notify, "Note saved on the customer card (i shows it).", timeout=2)
+        self.call_from_thread(self.refresh_all)
+
+    def action_assign_me(self) -> None:
+        row = self._need_customer()
+        if row is not None:
+            me = self.workspace.agent
+            self._write_assignee(row, None if row.assignee == me else me)
+
+    def action_assign(self) -> None:
+        row = self._need_customer()
+        if row is None:
+            return
+
+        def lookup(text: str):
+            agents = [a for a in self.store.agents() if text.strip().lower() in a.lower()]
+            return [(a, a) for a in agents] + [("", "nobody (unassign)")]
+
+        def done(answer) -> None:
+            if answer is not None:
+                typed, chosen = answer
+                agent = chosen if chosen is not None else typed.strip()
+                self._write_assignee(row, agent or None)
+
+        self.push_screen(PickScreen(Text.assemble("Assign ", safe_line(row.name, 40), " to"), lookup,
+                                    placeholder="agent name"), done)
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _write_assignee(self, row: ListRow, agent: str | None) -> None:
+        self.store.assign(row.customer_id, agent)
+        note = f"assigned to {agent}" if agent else "unassigned"
+        self.call_from_thread(self.notify, Text.assemble(safe_line(row.name, 40), f": {note}"), timeout=2)
+        self.call_from_thread(self.refresh_all)
+
+    def action_mine(self) -> None:
+        flt = self.conversations.filter
+        mine = None if flt.assignee == self.workspace.agent else self.workspace.agent
+        self.conversations.set_filter(replace(flt, assignee=mine, keep=None))
+        self.update_tabs(None)
+
+    def action_tag_filter(self) -> None:
+        flt = self.conversations.filter
+        if flt.tag:
+            self.conversations.set_filter(replace(flt, tag=None, keep=None))
+            self.update_tabs(None)
+            return
+
+        def lookup(text: str):
+            return [(t, f"#{t}") for t in self.store.all_tags() if text.strip().lstrip("#").lower() in t][:15]
+
+        def done(answer) -> None:
+            if answer and answer[1]:
+                self.conversations.set_filter(replace(self.conversations.filter, tag=answer[1], keep=None))
+                self.update_tabs(None)
+
+        self.push_screen(PickScreen("Only customers tagged", lookup, allow_free_text=False), done)
+
+    def action_merge(self) -> None:
+        row = self._need_customer()
+        if row is None:
+            return
+        suggestions = {s.customer_id: s.reason for s in self.store.merge_suggestions(row.customer_id)}
+
+        def lookup(text: str):
+            if not text.strip():
+                found = [(cid, self.store.customer_name(cid), reason) for cid, reason in suggestions.items()]
+            else:
+                found = [(cid, name, addresses)
+                         for cid, name, addresses in self.store.find_customers(text, exclude=row.customer_id)]
+            return [(str(cid), Text.assemble(safe_line(name, 30, style="bold"), "  ", safe_line(extra, 60, style="dim")))
+                    for cid, name, extra in found]
+
+        def done(answer) -> None:
+            if answer and answer[1]:
+                self._write_merge(row, int(answer[1]))
+
+        self.push_screen(PickScreen(Text.assemble("Merge another customer into ", safe_line(row.name, 40),
+                                                  " (type a name, email or phone)"), lookup,
+                                    allow_free_text=False), done)
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _write_merge(self, row: ListRow, other_id: int) -> None:
+        other = self.store.customer_name(other_id)
+        self.store.merge_customers(row.customer_id, other_id)
+        self.call_from_thread(self.notify, Text.assemble(safe_line(other, 40), " merged into ", safe_line(row.name, 40),
+                                                         "; ctrl+z undoes it"), timeout=4)
+        self.call_from_thread(self.refresh_all)
+
+    def action_split(self) -> None:
+        row = self._need_customer()
+        if row is None:
+            return
+        identities = self.store.identities(row.customer_id)
+        if len(identities) < 2:
+            self.notify("This customer has one identity: there is nothing to split out.", severity="warning")
+            return
+
+        def lookup(text: str):
+            return [(str(i.id), Text.assemble(f"{i.kind}: ", safe_line(i.address, 50)))
+                    for i in identities if text.strip().lower() in (i.address + i.display_name).lower()]
+
+        def done(answer) -> None:
+            if answer and answer[1]:
+                self._write_split(int(answer[1]))
+
+        self.push_screen(PickScreen(Text.assemble("Split one identity out of ", safe_line(row.name, 40),
+                                                  " into a customer of its own"), lookup, allow_free_text=False), done)
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _write_split(self, identity_id: int) -> None:
+        try:
+            self.store.split_identity(identity_id)
+        except ValueError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        self.call_from_thread(self.notify, "Identity split out into its own customer; ctrl+z undoes it.", timeout=4)
+        self.call_from_thread(self.refresh_all)
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def action_undo_merge(self) -> None:
+        last = self.store.last_merge()
+        if last is None:
+            self.call_from_thread(self.notify, "No merge or split to undo.")
+            return
+        done = self.store.undo_merge(last)
+        self.call_from_thread(self.notify, done[0].upper() + done[1:] + ".", timeout=3)
+        self.call_from_thread(self.refresh_all)
+
+    # ---- search ---------------------------------------------------------------------------------
+    def action_search(self) -> None:
+        hits: dict[str, object] = {}
+
+        def lookup(text: str):
+            if len(text.strip()) < 2:
+                return []
+            try:
+                found = self.store.search(text, limit=50)
+            except SearchSyntaxError:
+                raise
+            except Exception:  # noqa: BLE001 - a half-typed query must never break the prompt
+                return []
+            hits.clear()
+            words = parse_search(text)[0]
+            out = []
+            for hit in found:
+                hits[str(hit.message_id)] = hit
+                label = Text.assemble(safe_line(hit.name, 22, style="bold"), f" {icon(hit.channel)} ",
+                                      (f"{hit.status:<7} ", "dim"), (when(hit.sent_at) + "  ", "dim"))
+                line = safe_line(hit.line, 160)
+                for word in words:
+                    line.highlight_words([word], style="bold reverse", case_sensitive=False)
+                label.append_text(line)
+                out.append((str(hit.message_id), label))
+            return out
+
+        def done(answer) -> None:
+            if answer and answer[1] and answer[1] in hits:
+                hit = hits[answer[1]]
+                words = parse_search(answer[0])[0]
+                self._open_hit(hit, words)
+
+        self.push_screen(PickScreen("Search every message (from: channel: tag: status: before: after:)", lookup,
+                                    placeholder="e.g. sourdough from:maria after:2026-11-01", allow_free_text=False),
+                         done)
+
+    def _open_hit(self, hit, words: list[str]) -> None:
+        row = self.store.row_for(hit.customer_id, hit.conversation_id)
+        if row is None:
+            return
+        if self.composer.display:
+            self.close_composer()
+        self.show_row(row, highlight=words)
+        self.timeline.focus()
+        self.notify(Text.assemble("Showing ", safe_line(row.name, 40),
+                                  " (n / N step through the matches; esc goes back to the list)"), timeout=3)
+
+    # ---- templates ------------------------------------------------------------------------------
+    def action_insert_template(self) -> None:
+        row = self.current
+        if row is None or not self.composer.display:
+            self.bell()
+            return
+        templates = self.store.templates()
+        if not templates:
+            self.notify("No templates yet: write one in the composer, then use the palette's "
+                        "\"Save the draft as a template\".", severity="warning")
+            return
+        card = self.store.card(row.customer_id)
+        values = values_for(card.name if card else row.name, self.workspace.agent, self.workspace.name,
+                            card.attributes if card else {})
+
+        def lookup(text: str):
+            return [(name, Text.assemble((name, "bold"), "  ", safe_line(fill(body, values), 70, style="dim")))
+                    for name, body in templates.items() if text.strip().lower() in name.lower()]
+
+        def done(answer) -> None:
+            if answer and answer[1] in templates:
+                self.composer.insert(fill(templates[answer[1]], values))
+
+        self.push_screen(PickScreen("Insert template", lookup, allow_free_text=False), done)
+
+    def action_save_template(self) -> None:
+        body = self.composer.editor.text if self.composer.display else ""
+        if not body.strip():
+            self.notify("Write the template's text in the composer first (r), then save it.", severity="warning")
+            return
+
+        def done(answer) -> None:
+            if answer and answer[0].strip():
+                self.store.save_template(answer[0].strip(), body)
+                self.notify(f"Template '{answer[0].strip()}' saved; ctrl+t in the composer inserts it.")
+
+        self.push_screen(PickScreen("Save the draft as a template named", lambda text: [],
+                                    placeholder="e.g. order-ready"), done)
+
     # ---- replying -----------------------------------------------------------------------------
     def action_reply(self) -> None:
         self._open_composer(all_channels=False)
+
+    def action_reply_template(self) -> None:
+        """`r` then `ctrl+t`: the fastest courteous answer (T, a few letters, enter, ctrl+s, e)."""
+        self._open_composer(all_channels=False)
+        if self.composer.display:
+            self.action_insert_template()
 
     def action_compose_new(self) -> None:
         self._open_composer(all_channels=True)
@@ -361,24 +746,33 @@ class ConsoleApp(App):
             return
         targets = [
             Target(t["account"], t["channel"], t["identity_id"], t["address"], bool(t["opted_out"]),
-                   t["conversation_id"])
+                   t["conversation_id"], t["last_in"])
             for t in self.store.reply_targets(row.customer_id)
         ]
         # reply_targets lists the customer's last-used channel first; skip opted-out ones.
         index = next((n for n, t in enumerate(targets) if not t.opted_out), 0)
         if all_channels and len(targets) > 1:
             index = (index + 1) % len(targets)
-        self.composer.open(targets, self.drafts.get(row.customer_id, ""), index)
+        draft = self.drafts.get(row.customer_id) or self.store.draft(row.customer_id, self.workspace.agent)
+        self.composer.open(targets, draft, index)
+        self._presence("replying")
 
     def close_composer(self) -> None:
-        if self.current is not None:
+        if self.current is not None and self.composer.display:
             text = self.composer.editor.text
             if text.strip():
                 self.drafts[self.current.customer_id] = text
             else:
                 self.drafts.pop(self.current.customer_id, None)
+            self._save_draft(self.current.customer_id, text)
         self.composer.display = False
         self.conversations.focus()
+        self._presence("viewing")
+
+    @work(thread=True, exit_on_error=False, group="drafts")
+    def _save_draft(self, customer_id: int, text: str) -> None:
+        """Drafts live in the store, per agent: they survive a restart (and a crash of the app)."""
+        self.store.save_draft(customer_id, self.workspace.agent, text)
 
     def on_composer_closed(self, message: Composer.Closed) -> None:
         self.close_composer()
@@ -411,6 +805,7 @@ class ConsoleApp(App):
     def _sent(self, row: ListRow, target: Target, message_id: int) -> None:
         self._last_sent = message_id
         self.drafts.pop(row.customer_id, None)
+        self._save_draft(row.customer_id, "")
         self.composer.editor.load_text("")
         self.composer.display = False
         self.conversations.focus()
@@ -441,5 +836,9 @@ class ConsoleApp(App):
         log.info("started the sync engine, pid %s", self.engine.pid)
 
     def on_unmount(self) -> None:
+        try:
+            self.store.clear_presence(self.workspace.agent, os.getpid())
+        except Exception:  # noqa: BLE001 - leaving must not fail on a busy store; presence expires anyway
+            pass
         if self.engine is not None and self.engine.poll() is None:
             self.engine.terminate()

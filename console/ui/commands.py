@@ -12,7 +12,8 @@ class ConsoleCommands(Provider):
         """(description, action, keys) of the app-wide bindings: the ones that make sense anywhere."""
         app = self.app
         keys_by_id = {ident: keys for keys, _, ident in app.binding_rows()}
-        return [(b.description, b.action, keys_by_id.get(b.id, b.key)) for b in type(app).BINDINGS if b.id]
+        commands = [(b.description, b.action, keys_by_id.get(b.id, b.key)) for b in type(app).BINDINGS if b.id]
+        return commands + [(description, action, "palette") for description, action in app.PALETTE_ONLY]
 
     async def discover(self) -> Hits:
         for description, action, keys in self._commands():

@@ -7,6 +7,7 @@ limits, opted-out identities).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -16,8 +17,10 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static, TextArea
 
+from console.model import REPLY_WINDOW_HOURS
 from console.sms import segment_info
-from console.ui.render import CHANNEL_NAMES, icon, safe_line
+from console.templates import unfilled
+from console.ui.render import CHANNEL_NAMES, age, icon, safe_line
 
 # Hard limits per channel (characters), where the service has one.
 LIMITS = {"sms": 1600, "whatsapp": 4096, "telegram": 4096, "messenger": 2000, "instagram": 1000, "mastodon": 500}
@@ -31,6 +34,34 @@ class Target:
     address: str
     opted_out: bool
     conversation_id: int | None
+    last_inbound_at: float | None = None
+
+    @property
+    def window_left(self) -> float | None:
+        """Seconds left in the channel's customer-service window (negative: closed), or None."""
+        hours = REPLY_WINDOW_HOURS.get(self.channel)
+        if hours is None:
+            return None
+        return (self.last_inbound_at or 0) + hours * 3600 - time.time()
+
+    @property
+    def window_closed(self) -> bool:
+        left = self.window_left
+        return left is not None and left <= 0
+
+    @property
+    def window_note(self) -> str:
+        left = self.window_left
+        if left is None:
+            return ""
+        name = CHANNEL_NAMES.get(self.channel, self.channel)
+        hours = REPLY_WINDOW_HOURS[self.channel]
+        if left > 0:
+            return f"{name} {hours}-hour window open: {age(left)} left"
+        if not self.last_inbound_at:
+            return f"{name}: the customer has not written yet, so only a template can start the conversation"
+        return (f"{name}'s {hours}-hour window closed {age(-left)} ago: the service refuses free text now; "
+                "send an approved template")
 
     def label(self) -> Text:
         text = Text(f"{icon(self.channel)} {CHANNEL_NAMES.get(self.channel, self.channel)} ", style="bold")
@@ -63,6 +94,7 @@ class Composer(Vertical):
         Binding("escape", "close", "Close (keep draft)", id="composer.close"),
         Binding("ctrl+o", "next_target", "Other channel", id="composer.channel", priority=True),
         Binding("ctrl+e", "external_editor", "Edit in $EDITOR", id="composer.editor", priority=True),
+        Binding("ctrl+t", "template", "Insert a template", id="composer.template", priority=True),
     ]
 
     class Send(Message):
@@ -79,6 +111,7 @@ class Composer(Vertical):
         super().__init__(**kwargs)
         self.targets: list[Target] = []
         self.index = 0
+        self.others_note = ""  # "ana is replying too", from the app's presence polling
         self.status = Static(id="composer-status")
         self.editor = TextArea(id="composer-text", soft_wrap=True, show_line_numbers=False)
 
@@ -113,6 +146,13 @@ class Composer(Vertical):
             note, ok = limit_note(target.channel, self.editor.text)
             if note:
                 text.append(f"  {note}", style="dim" if ok else "bold red")
+            if target.window_note:
+                text.append(f"\n{target.window_note}", style="yellow" if target.window_closed else "dim")
+            missing = unfilled(self.editor.text)
+            if missing:
+                text.append(f"\nfill in {', '.join('{' + m + '}' for m in missing)} before sending", style="bold yellow")
+        if self.others_note:
+            text.append(f"\n{self.others_note}", style="bold magenta")
         self.status.update(text)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
@@ -136,7 +176,19 @@ class Composer(Vertical):
         if not ok:
             self.app.notify(note or "Type a message first.", severity="warning")
             return
+        missing = unfilled(body)
+        if missing:
+            self.app.notify(f"Fill in {', '.join('{' + m + '}' for m in missing)} first: the template left it open.",
+                            severity="warning")
+            return
         self.post_message(self.Send(target, body))
+
+    def action_template(self) -> None:
+        self.app.action_insert_template()
+
+    def insert(self, text: str) -> None:
+        self.editor.insert(text)
+        self.editor.focus()
 
     def action_external_editor(self) -> None:
         """Suspend the app, edit the draft in $VISUAL/$EDITOR, and bring the text back."""

@@ -93,6 +93,8 @@ class ConversationList(ScrollView, can_focus=True):
         self._selected_key: int | None = None
         self._announced: tuple | None = None
         self._released: int | None = None
+        self.viewers: dict[int, list[tuple[str, str]]] = {}  # customer id -> [(agent, activity)] of others
+        self.me = ""  # this agent: rows assigned to someone else show who
 
     # ---- data ---------------------------------------------------------------------------------
     def set_filter(self, flt: ListFilter) -> None:
@@ -272,6 +274,13 @@ class ConversationList(ScrollView, can_focus=True):
         text.append_text(name)
         text.append(f" {icons:<3} ")
         tail = f" {clock:>3}"
+        others = self.viewers.get(row.customer_id)
+        if others:
+            replying = any(activity == "replying" for _, activity in others)
+            marker = Text(("✎" if replying else "👁") + others[0][0][:8] + " ", style="bold magenta")
+            text.append_text(marker)
+        elif row.assignee and row.assignee != self.me:
+            text.append_text(Text("→" + row.assignee[:8] + " ", style="dim"))
         preview_width = max(0, width - text.cell_len - len(tail))
         lead = "↩ " if row.last_direction == "out" else ""
         preview = safe_line(lead + (row.preview or row.subject), preview_width + 1)

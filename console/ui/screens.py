@@ -103,3 +103,77 @@ class SnoozeScreen(ModalScreen[float | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+
+class PickScreen(ModalScreen[tuple[str, str | None] | None]):
+    """A one-line prompt with live choices under it: tags, agents, templates, customers, search.
+
+    `lookup(text)` returns [(choice id, label)] for what is typed (it runs on each keystroke, so
+    it must be a quick store query). `enter` returns (typed text, id of the highlighted choice or
+    None); `down`/`up` move among the choices; `esc` cancels (None)."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss_none", "Cancel", id="pick.cancel"),
+        Binding("down", "move(1)", "Next choice", id="pick.down", show=False, priority=True),
+        Binding("up", "move(-1)", "Previous choice", id="pick.up", show=False, priority=True),
+    ]
+
+    def __init__(self, title: str, lookup, placeholder: str = "", value: str = "", allow_free_text: bool = True):
+        super().__init__()
+        self.title_text = title
+        self.lookup = lookup
+        self.placeholder = placeholder
+        self.value = value
+        self.allow_free_text = allow_free_text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="pick"):
+            title = self.title_text if isinstance(self.title_text, Text) else Text(self.title_text)
+            title.stylize("bold")
+            yield Static(title)
+            yield Input(value=self.value, placeholder=self.placeholder, id="pick-input")
+            yield OptionList(id="pick-options")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+        self._refresh_choices(self.value)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._refresh_choices(event.value)
+
+    def _refresh_choices(self, text: str) -> None:
+        options = self.query_one(OptionList)
+        try:
+            choices = self.lookup(text)
+        except ValueError as exc:  # e.g. a search filter that cannot be understood
+            choices = []
+            self.query_one(OptionList).clear_options()
+            options.add_option(Option(Text(str(exc), style="yellow"), disabled=True))
+            return
+        options.clear_options()
+        options.add_options([Option(label if isinstance(label, Text) else Text(label), id=ident)
+                             for ident, label in choices])
+        options.highlighted = 0 if choices and (text or not self.allow_free_text) else None
+
+    def action_move(self, delta: int) -> None:
+        options = self.query_one(OptionList)
+        if options.option_count:
+            current = options.highlighted if options.highlighted is not None else -1
+            options.highlighted = min(max(0, current + delta), options.option_count - 1)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        options = self.query_one(OptionList)
+        chosen = None
+        if options.highlighted is not None and options.option_count:
+            option = options.get_option_at_index(options.highlighted)
+            chosen = option.id if not option.disabled else None
+        if chosen is None and (not self.allow_free_text or not event.value.strip()):
+            self.bell()
+            return
+        self.dismiss((event.value, chosen))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss((self.query_one(Input).value, event.option.id))
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)

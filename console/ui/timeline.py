@@ -32,7 +32,7 @@ def fold_quotes(body: str) -> tuple[str, int]:
 class CustomerHeader(Static):
     """Name and every identity of the selected customer, with opt-outs marked."""
 
-    def show(self, name: str, identities: list[IdentityRow]) -> None:
+    def show(self, name: str, identities: list[IdentityRow], others: str = "") -> None:
         text = safe_line(name, 60, style="bold")
         for ident in identities:
             mark = {"email": "✉", "phone": "☎", "telegram": "✈", "instagram": "◎", "messenger": "ⓜ",
@@ -42,6 +42,8 @@ class CustomerHeader(Static):
                                        and ident.display_name else ident.address, 40))
             if ident.opted_out:
                 text.append(" (opted out)", style="bold red")
+        if others:
+            text.append(f"\n👁 {others}", style="bold magenta")
         self.update(text)
 
     def clear(self) -> None:
@@ -58,6 +60,8 @@ class Timeline(VerticalScroll, can_focus=True):
         Binding("G,end", "scroll_end", "Newest", id="timeline.bottom", show=False),
         Binding("z", "toggle_quotes", "Show quoted text", id="timeline.quotes"),
         Binding("escape", "back", "Back to the list", id="timeline.back", show=False),
+        Binding("n", "match(1)", "Next search match", id="timeline.next_match", show=False),
+        Binding("N", "match(-1)", "Previous search match", id="timeline.previous_match", show=False),
     ]
 
     def __init__(self, **kwargs):
@@ -65,16 +69,51 @@ class Timeline(VerticalScroll, can_focus=True):
         self.entries: list[TimelineEntry] = []
         self.selected_conversation: int | None = None
         self.show_quotes = False
+        self.highlight: list[str] = []
+        self._match = -1
         self._body = Static(id="timeline-body")
 
     def compose(self):
         yield self._body
 
-    def show(self, entries: list[TimelineEntry], conversation_id: int | None) -> None:
+    def show(self, entries: list[TimelineEntry], conversation_id: int | None, highlight: list[str] | None = None) -> None:
         self.entries = entries
         self.selected_conversation = conversation_id
+        fresh = (highlight or []) != self.highlight
+        self.highlight = highlight or []
         self._body.update(self.render_entries())
-        self.call_after_refresh(self.scroll_end, animate=False)
+        if self.highlight and fresh:
+            self._match = -1
+            self.call_after_refresh(self.action_match, -1)  # the newest match first
+        elif not self.highlight:
+            self.call_after_refresh(self.scroll_end, animate=False)
+
+    def matches(self) -> list[int]:
+        """Indexes of the entries holding a search word."""
+        words = [w.lower() for w in self.highlight]
+        return [n for n, e in enumerate(self.entries)
+                if any(w in (e.subject + " " + e.body).lower() for w in words)]
+
+    def action_match(self, step: int) -> None:
+        found = self.matches()
+        if not found:
+            if self.highlight:
+                self.app.bell()
+            return
+        if self._match not in found:
+            self._match = found[-1] if step < 0 else found[0]
+        else:
+            self._match = found[(found.index(self._match) + step) % len(found)]
+        self._body.update(self.render_entries())
+        self.call_after_refresh(self._scroll_to_entry, self._match)
+
+    def _scroll_to_entry(self, index: int) -> None:
+        """Scroll so that entry `index` is at the top: count the rendered lines before it."""
+        width = max(10, self._body.content_region.width or self.size.width)
+        lines = 0
+        for entry in self.entries[:index]:
+            lines += len(self.app.console.render_lines(self.render_entry(entry), self.app.console.options.update_width(width), pad=False))
+        self.scroll_to(y=lines, animate=False)
 
     def clear(self) -> None:
         self.entries = []
@@ -94,6 +133,8 @@ class Timeline(VerticalScroll, can_focus=True):
         ours = entry.direction == "out"
         current = entry.conversation_id == self.selected_conversation
         bar = Text("▌ " if current else "  ", style="bold cyan" if current else "dim")
+        if self.highlight and 0 <= self._match < len(self.entries) and entry is self.entries[self._match]:
+            bar = Text("▶ ", style="bold magenta")  # the search match n / N is on
         head = Text(no_wrap=True, overflow="ellipsis")
         head.append_text(bar)
         head.append(f"{when(entry.sent_at)} {icon(entry.channel)} ", style="dim")
@@ -115,6 +156,8 @@ class Timeline(VerticalScroll, can_focus=True):
                 head.append_text(safe_line(entry.status_detail, 120, style=style))
         body, folded = fold_quotes(entry.body) if not self.show_quotes else (entry.body.rstrip(), 0)
         text = safe(body or ("(no text)" if not entry.attachments else ""))
+        if self.highlight:
+            text.highlight_words(self.highlight, style="bold reverse", case_sensitive=False)
         if folded:
             text.append(f"\n⋯ {folded} quoted line{'s' if folded != 1 else ''} (z to show)", style="dim")
         for attachment in entry.attachments:

@@ -1,0 +1,415 @@
+"""Triage data around a customer: tags, notes, drafts, templates, assignment, presence, search,
+and merging or splitting customers (both undoable, both recorded in `merge_log`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+
+from console.store.db import Database, now
+
+TAG_RE = re.compile(r"^[\w][\w./-]{0,39}$")
+
+
+@dataclass
+class Note:
+    id: int
+    author: str
+    body: str
+    created_at: float
+
+
+@dataclass
+class CustomerCard:
+    customer_id: int
+    name: str
+    first_seen: float
+    attributes: dict[str, str]
+    tags: list[str]
+    notes: list[Note]
+    per_channel: dict[str, int]  # messages per channel
+    last_reply_at: float | None
+    last_inbound_at: float | None
+
+
+@dataclass
+class Suggestion:
+    customer_id: int
+    name: str
+    reason: str
+
+
+@dataclass
+class SearchHit:
+    customer_id: int
+    conversation_id: int
+    message_id: int
+    name: str
+    channel: str
+    status: str
+    sent_at: float
+    line: str  # the matching line of the message
+
+
+@dataclass
+class Presence:
+    agent: str
+    customer_id: int | None
+    activity: str
+
+
+class SearchSyntaxError(ValueError):
+    """A search filter that cannot be understood; the message says which and why."""
+
+
+def normal_tag(text: str) -> str:
+    tag = text.strip().lstrip("#").lower()
+    if not TAG_RE.match(tag):
+        raise ValueError(f"'{text.strip()}' is not a tag: use letters, digits, '-', '_', '.' or '/' (at most 40)")
+    return tag
+
+
+def _day(value: str, key: str) -> float:
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%d").timestamp()
+    except ValueError:
+        raise SearchSyntaxError(f"{key}: expects a date like 2026-11-23, got '{value}'") from None
+
+
+def parse_search(query: str) -> tuple[list[str], dict[str, str]]:
+    """Free words and `key:value` filters (from, channel, tag, status, before, after)."""
+    words, filters = [], {}
+    for token in re.findall(r'(\w+:"[^"]*"|"[^"]*"|\S+)', query):
+        key, sep, value = token.partition(":")
+        if sep and key in ("from", "channel", "tag", "status", "before", "after") and value:
+            filters[key] = value.strip('"')
+        else:
+            words.append(token.strip('"'))
+    return [w for w in words if w], filters
+
+
+class TriageMixin:
+    db: Database
+    region: str
+
+    # ---- tags and notes -----------------------------------------------------------------------
+    def add_tag(self, customer_id: int, tag: str) -> str:
+        tag = normal_tag(tag)
+        with self.db.write() as conn:
+            conn.execute("INSERT OR IGNORE INTO tag (customer_id, name, created_at) VALUES (?, ?, ?)",
+                         (customer_id, tag, now()))
+        return tag
+
+    def remove_tag(self, customer_id: int, tag: str) -> bool:
+        with self.db.write() as conn:
+            return conn.execute("DELETE FROM tag WHERE customer_id = ? AND name = ?",
+                                (customer_id, normal_tag(tag))).rowcount > 0
+
+    def tags(self, customer_id: int) -> list[str]:
+        return [r[0] for r in self.db.query("SELECT name FROM tag WHERE customer_id = ? ORDER BY name", (customer_id,))]
+
+    def all_tags(self) -> list[str]:
+        """Every tag in the workspace, most used first (for completion)."""
+        return [r[0] for r in self.db.query("SELECT name FROM tag GROUP BY name ORDER BY COUNT(*) DESC, name")]
+
+    def add_note(self, customer_id: int, author: str, body: str) -> int:
+        body = body.strip()
+        if not body:
+            raise ValueError("a note needs some text")
+        with self.db.write() as conn:
+            return conn.execute("INSERT INTO note (customer_id, author, body, created_at) VALUES (?, ?, ?, ?)",
+                                (customer_id, author, body, now())).lastrowid
+
+    def notes(self, customer_id: int) -> list[Note]:
+        return [Note(r["id"], r["author"], r["body"], r["created_at"])
+                for r in self.db.query("SELECT * FROM note WHERE customer_id = ? ORDER BY created_at, id",
+                                       (customer_id,))]
+
+    def set_attribute(self, customer_id: int, key: str, value: str) -> None:
+        with self.db.write() as conn:
+            row = conn.execute("SELECT attributes FROM customer WHERE id = ?", (customer_id,)).fetchone()
+            attributes = json.loads(row["attributes"] or "{}")
+            attributes[key] = value
+            conn.execute("UPDATE customer SET attributes = ? WHERE id = ?", (json.dumps(attributes), customer_id))
+
+    def card(self, customer_id: int) -> CustomerCard | None:
+        row = self.db.query_one("SELECT * FROM customer WHERE id = ?", (customer_id,))
+        if row is None:
+            return None
+        per_channel = {r["channel"]: r["n"] for r in self.db.query(
+            """SELECT c.channel, SUM(c.message_count) AS n FROM conversation c WHERE c.customer_id = ?
+               GROUP BY c.channel ORDER BY n DESC""", (customer_id,))}
+        last = self.db.query_one(
+            "SELECT MAX(last_outbound_at) AS out_at, MAX(last_inbound_at) AS in_at FROM conversation WHERE customer_id = ?",
+            (customer_id,))
+        first = self.db.query_one("SELECT MIN(created_at) FROM identity WHERE customer_id = ?", (customer_id,))[0]
+        return CustomerCard(customer_id, row["name"], first or row["created_at"], json.loads(row["attributes"] or "{}"),
+                            self.tags(customer_id), self.notes(customer_id), per_channel,
+                            last["out_at"], last["in_at"])
+
+    # ---- drafts and templates -----------------------------------------------------------------
+    def save_draft(self, customer_id: int, agent: str, body: str) -> None:
+        with self.db.write() as conn:
+            if body.strip():
+                conn.execute("""INSERT INTO draft (customer_id, agent, body, updated_at) VALUES (?, ?, ?, ?)
+                                ON CONFLICT (customer_id, agent) DO UPDATE SET body = excluded.body,
+                                    updated_at = excluded.updated_at""", (customer_id, agent, body, now()))
+            else:
+                conn.execute("DELETE FROM draft WHERE customer_id = ? AND agent = ?", (customer_id, agent))
+
+    def draft(self, customer_id: int, agent: str) -> str:
+        row = self.db.query_one("SELECT body FROM draft WHERE customer_id = ? AND agent = ?", (customer_id, agent))
+        return row["body"] if row else ""
+
+    def save_template(self, name: str, body: str) -> None:
+        name = name.strip()
+        if not name or not body.strip():
+            raise ValueError("a template needs a name and some text")
+        with self.db.write() as conn:
+            conn.execute("""INSERT INTO template (name, body, updated_at) VALUES (?, ?, ?)
+                            ON CONFLICT (name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at""",
+                         (name, body, now()))
+
+    def delete_template(self, name: str) -> bool:
+        with self.db.write() as conn:
+            return conn.execute("DELETE FROM template WHERE name = ?", (name,)).rowcount > 0
+
+    def templates(self) -> dict[str, str]:
+        return {r["name"]: r["body"] for r in self.db.query("SELECT name, body FROM template ORDER BY name")}
+
+    # ---- assignment and presence --------------------------------------------------------------
+    def assign(self, customer_id: int, agent: str | None) -> int:
+        """Give all of a customer's not-done conversations to `agent` (None: unassign)."""
+        with self.db.write() as conn:
+            return conn.execute("UPDATE conversation SET assignee = ? WHERE customer_id = ? AND status != 'done'",
+                                (agent, customer_id)).rowcount
+
+    def agents(self) -> list[str]:
+        """Agents the workspace knows: assignees, note authors, reply authors and who is here."""
+        rows = self.db.query(
+            """SELECT assignee FROM conversation WHERE assignee IS NOT NULL
+               UNION SELECT author FROM note UNION SELECT agent FROM presence
+               UNION SELECT DISTINCT author FROM message WHERE author IS NOT NULL AND direction = 'out'""")
+        return sorted({r[0] for r in rows if r[0]})
+
+    def set_presence(self, agent: str, pid: int, customer_id: int | None, activity: str = "viewing") -> None:
+        with self.db.write() as conn:
+            conn.execute("""INSERT INTO presence (agent, pid, customer_id, activity, updated_at) VALUES (?, ?, ?, ?, ?)
+                            ON CONFLICT (agent, pid) DO UPDATE SET customer_id = excluded.customer_id,
+                                activity = excluded.activity, updated_at = excluded.updated_at""",
+                         (agent, pid, customer_id, activity, now()))
+            for row in conn.execute("SELECT agent, pid FROM presence").fetchall():
+                if not _alive(row["pid"]):
+                    conn.execute("DELETE FROM presence WHERE agent = ? AND pid = ?", (row["agent"], row["pid"]))
+
+    def clear_presence(self, agent: str, pid: int) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM presence WHERE agent = ? AND pid = ?", (agent, pid))
+
+    def presence(self, exclude_pid: int | None = None) -> list[Presence]:
+        """Who else is looking at or replying to which customer, right now. The agents share one
+        server, so a console that died without saying goodbye is recognised by its process id."""
+        return [Presence(r["agent"], r["customer_id"], r["activity"]) for r in self.db.query(
+            "SELECT agent, pid, customer_id, activity FROM presence WHERE pid IS NOT ? ORDER BY agent, pid",
+            (exclude_pid,)) if _alive(r["pid"])]
+
+    # ---- search -------------------------------------------------------------------------------
+    def search(self, query: str, limit: int = 200) -> list[SearchHit]:
+        """Messages matching `query` (words, and from:/channel:/tag:/status:/before:/after:),
+        newest first, one hit per conversation."""
+        words, filters = parse_search(query)
+        clauses, params = [], []
+        if words:
+            # Each word is a quoted FTS5 string (prefix match on the last one): user text is never FTS syntax.
+            terms = ['"' + w.replace('"', '""') + '"' for w in words]
+            terms[-1] += "*"
+            clauses.append("m.id IN (SELECT rowid FROM message_fts WHERE message_fts MATCH ?)")
+            params.append(" ".join(terms))
+        if "from" in filters:
+            like = f"%{filters['from'].lower()}%"
+            clauses.append("""c.customer_id IN (SELECT customer_id FROM identity WHERE lower(address) LIKE ?
+                                  OR lower(display_name) LIKE ? UNION SELECT id FROM customer WHERE lower(name) LIKE ?)""")
+            params += [like, like, like]
+        if "channel" in filters:
+            clauses.append("m.channel = ?")
+            params.append(filters["channel"].lower())
+        if "tag" in filters:
+            clauses.append("c.customer_id IN (SELECT customer_id FROM tag WHERE name = ?)")
+            params.append(filters["tag"].lower().lstrip("#"))
+        if "status" in filters:
+            status = filters["status"].lower()
+            if status not in ("open", "waiting", "snoozed", "done"):
+                raise SearchSyntaxError(f"status: expects open, waiting, snoozed or done, got '{filters['status']}'")
+            clauses.append("c.status = ?")
+            params.append(status)
+        if "before" in filters:
+            clauses.append("m.sent_at < ?")
+            params.append(_day(filters["before"], "before"))
+        if "after" in filters:
+            clauses.append("m.sent_at >= ?")
+            params.append(_day(filters["after"], "after") + 86400)
+        if not clauses:
+            return []
+        rows = self.db.query(
+            f"""SELECT m.id, m.conversation_id, m.channel, m.sent_at, m.subject, m.body, c.customer_id, c.status,
+                       cu.name
+                FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN customer cu ON cu.id = c.customer_id
+                WHERE {' AND '.join(clauses)} ORDER BY m.sent_at DESC LIMIT ?""",
+            (*params, limit * 5),
+        )
+        hits, seen = [], set()
+        for r in rows:
+            if r["conversation_id"] in seen:
+                continue
+            seen.add(r["conversation_id"])
+            hits.append(SearchHit(r["customer_id"], r["conversation_id"], r["id"], r["name"], r["channel"],
+                                  r["status"], r["sent_at"], matching_line(r["subject"] + "\n" + r["body"], words)))
+            if len(hits) == limit:
+                break
+        return hits
+
+    # ---- merging and splitting customers ------------------------------------------------------
+    def merge_customers(self, kept_id: int, other_id: int) -> int:
+        """Move every identity, conversation, tag and note of `other_id` to `kept_id`; returns the
+        merge_log id that `undo_merge` takes."""
+        if kept_id == other_id:
+            raise ValueError("a customer cannot be merged with themselves")
+        with self.db.write() as conn:
+            other = conn.execute("SELECT * FROM customer WHERE id = ?", (other_id,)).fetchone()
+            if other is None or conn.execute("SELECT 1 FROM customer WHERE id = ?", (kept_id,)).fetchone() is None:
+                raise ValueError("no such customer")
+            identities = [r[0] for r in conn.execute("SELECT id FROM identity WHERE customer_id = ?", (other_id,))]
+            notes = [r[0] for r in conn.execute("SELECT id FROM note WHERE customer_id = ?", (other_id,))]
+            kept_tags = {r[0] for r in conn.execute("SELECT name FROM tag WHERE customer_id = ?", (kept_id,))}
+            tags = [r[0] for r in conn.execute("SELECT name FROM tag WHERE customer_id = ?", (other_id,))]
+            conn.execute("UPDATE identity SET customer_id = ? WHERE customer_id = ?", (kept_id, other_id))
+            conn.execute("UPDATE conversation SET customer_id = ? WHERE customer_id = ?", (kept_id, other_id))
+            conn.execute("UPDATE note SET customer_id = ? WHERE customer_id = ?", (kept_id, other_id))
+            conn.execute("INSERT OR IGNORE INTO tag (customer_id, name, created_at) SELECT ?, name, created_at "
+                         "FROM tag WHERE customer_id = ?", (kept_id, other_id))
+            conn.execute("DELETE FROM tag WHERE customer_id = ?", (other_id,))
+            conn.execute("DELETE FROM draft WHERE customer_id = ?", (other_id,))
+            moved = {"identities": identities, "notes": notes, "tags": tags,
+                     "added_tags": [t for t in tags if t not in kept_tags]}
+            return conn.execute(
+                "INSERT INTO merge_log (kept_id, other_id, kind, moved, other_name, created_at) VALUES (?, ?, 'merge', ?, ?, ?)",
+                (kept_id, other_id, json.dumps(moved), other["name"], now())).lastrowid
+
+    def split_identity(self, identity_id: int) -> int:
+        """Give one identity (and its conversations) a customer of its own; returns the merge_log id."""
+        with self.db.write() as conn:
+            identity = conn.execute("SELECT * FROM identity WHERE id = ?", (identity_id,)).fetchone()
+            if identity is None:
+                raise ValueError("no such identity")
+            owner = identity["customer_id"]
+            if conn.execute("SELECT COUNT(*) FROM identity WHERE customer_id = ?", (owner,)).fetchone()[0] < 2:
+                raise ValueError("this is the customer's only identity: there is nothing to split from")
+            at = now()
+            new_id = conn.execute("INSERT INTO customer (name, created_at, updated_at) VALUES (?, ?, ?)",
+                                  (identity["display_name"] or identity["address"], at, at)).lastrowid
+            conn.execute("UPDATE identity SET customer_id = ? WHERE id = ?", (new_id, identity_id))
+            conn.execute("UPDATE conversation SET customer_id = ? WHERE identity_id = ?", (new_id, identity_id))
+            return conn.execute(
+                "INSERT INTO merge_log (kept_id, other_id, kind, moved, created_at) VALUES (?, ?, 'split', ?, ?)",
+                (owner, new_id, json.dumps({"identities": [identity_id]}), at)).lastrowid
+
+    def undo_merge(self, log_id: int) -> str:
+        """Reverse a merge or a split; returns what was done, as a sentence."""
+        with self.db.write() as conn:
+            entry = conn.execute("SELECT * FROM merge_log WHERE id = ?", (log_id,)).fetchone()
+            if entry is None or entry["undone_at"] is not None:
+                raise ValueError("nothing to undo")
+            moved = json.loads(entry["moved"])
+            ids = moved["identities"]
+            marks = ",".join("?" * len(ids))
+            if entry["kind"] == "merge":
+                target, source = entry["other_id"], entry["kept_id"]
+            else:
+                target, source = entry["kept_id"], entry["other_id"]
+            conn.execute(f"UPDATE identity SET customer_id = ? WHERE id IN ({marks})", (target, *ids))
+            conn.execute(f"UPDATE conversation SET customer_id = ? WHERE identity_id IN ({marks})", (target, *ids))
+            if entry["kind"] == "merge":
+                notes = moved.get("notes", [])
+                if notes:
+                    conn.execute(f"UPDATE note SET customer_id = ? WHERE id IN ({','.join('?' * len(notes))})",
+                                 (target, *notes))
+                for tag in moved.get("tags", []):
+                    conn.execute("INSERT OR IGNORE INTO tag (customer_id, name, created_at) VALUES (?, ?, ?)",
+                                 (target, tag, now()))
+                for tag in moved.get("added_tags", []):
+                    conn.execute("DELETE FROM tag WHERE customer_id = ? AND name = ?", (source, tag))
+            else:
+                conn.execute("UPDATE note SET customer_id = ? WHERE customer_id = ?", (target, source))
+            conn.execute("UPDATE merge_log SET undone_at = ? WHERE id = ?", (now(), log_id))
+            return "merge undone" if entry["kind"] == "merge" else "split undone"
+
+    def last_merge(self) -> int | None:
+        row = self.db.query_one("SELECT id FROM merge_log WHERE undone_at IS NULL ORDER BY id DESC LIMIT 1")
+        return row["id"] if row else None
+
+    def find_customers(self, text: str, limit: int = 20, exclude: int | None = None) -> list[tuple[int, str, str]]:
+        """(customer id, name, addresses) whose name or any address contains every word of `text`."""
+        words = [w.lower() for w in text.split()]
+        if not words:
+            return []
+        clauses = " AND ".join(["haystack LIKE ?"] * len(words))
+        rows = self.db.query(
+            f"""SELECT id, name, addresses FROM (
+                    SELECT cu.id, cu.name, group_concat(i.address, ', ') AS addresses,
+                           lower(cu.name || ' ' || group_concat(i.address || ' ' || i.display_name, ' ')) AS haystack
+                    FROM customer cu JOIN identity i ON i.customer_id = cu.id GROUP BY cu.id)
+                WHERE {clauses} AND id IS NOT ? ORDER BY name LIMIT ?""",
+            (*[f"%{w}%" for w in words], exclude, limit))
+        return [(r["id"], r["name"], r["addresses"]) for r in rows]
+
+    def merge_suggestions(self, customer_id: int) -> list[Suggestion]:
+        """Other customers who are probably this one: the same name on another identity, or a
+        phone number quoted in this customer's messages (an email signature). Never applied."""
+        out: dict[int, Suggestion] = {}
+        me = self.db.query_one("SELECT name FROM customer WHERE id = ?", (customer_id,))
+        if me and me["name"].strip() and not me["name"].startswith("@"):
+            for r in self.db.query(
+                    """SELECT cu.id, cu.name FROM customer cu WHERE lower(cu.name) = lower(?) AND cu.id != ?
+                       AND EXISTS (SELECT 1 FROM identity i WHERE i.customer_id = cu.id) LIMIT 5""",
+                    (me["name"], customer_id)):
+                out[r["id"]] = Suggestion(r["id"], r["name"], "same name")
+        bodies = self.db.query(
+            """SELECT m.body FROM message m JOIN conversation c ON c.id = m.conversation_id
+               WHERE c.customer_id = ? AND m.direction = 'in' ORDER BY m.sent_at DESC LIMIT 50""", (customer_id,))
+        numbers = set()
+        for row in bodies:
+            for match in phonenumbers.PhoneNumberMatcher(row["body"] or "", self.region,
+                                                          leniency=phonenumbers.Leniency.POSSIBLE):
+                numbers.add(phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164))
+        for number in numbers:
+            for r in self.db.query(
+                    """SELECT cu.id, cu.name FROM identity i JOIN customer cu ON cu.id = i.customer_id
+                       WHERE i.kind = 'phone' AND i.address = ? AND cu.id != ?""", (number, customer_id)):
+                out.setdefault(r["id"], Suggestion(r["id"], r["name"], f"their messages quote {number}"))
+        return list(out.values())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another agent's process: alive
+        return True
+    return True
+
+
+def matching_line(text: str, words: list[str]) -> str:
+    """The first line of `text` holding one of `words` (case-insensitive), else the first line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lowered = [w.lower() for w in words]
+    for line in lines:
+        low = line.lower()
+        if any(w in low for w in lowered):
+            return line
+    return lines[0] if lines else ""

@@ -1,0 +1,77 @@
+"""The customer card beside the timeline (`i`): identities, tags, notes, activity, suggested merges."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from console.store import CustomerCard, IdentityRow, Suggestion
+from console.ui.render import CHANNEL_NAMES, icon, safe, safe_line, when
+
+KIND_LABELS = {"email": "email", "phone": "phone", "telegram": "Telegram", "instagram": "Instagram",
+               "messenger": "Messenger", "mastodon": "Mastodon"}
+
+
+def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: list[Suggestion]) -> Text:
+    text = Text()
+    text.append_text(safe_line(card.name or "(no name)", 60, style="bold"))
+    text.append("\n")
+    for ident in identities:
+        text.append(f"{KIND_LABELS.get(ident.kind, ident.kind)}: ", style="dim")
+        text.append_text(safe_line(ident.address, 60))
+        if ident.display_name and ident.display_name != ident.address:
+            text.append(" (")
+            text.append_text(safe_line(ident.display_name, 40))
+            text.append(")")
+        if ident.opted_out:
+            text.append(" opted out", style="bold red")
+        text.append("\n")
+    text.append("\nTags: ", style="bold")
+    if card.tags:
+        text.append(" ".join(f"#{t}" for t in card.tags), style="cyan")
+    else:
+        text.append("none (t adds one)", style="dim")
+    text.append("\n")
+    if card.attributes:
+        for key, value in sorted(card.attributes.items()):
+            text.append(f"{key}: ", style="dim")
+            text.append_text(safe_line(str(value), 60))
+            text.append("\n")
+    text.append("\nFirst seen ", style="dim")
+    text.append(dt.datetime.fromtimestamp(card.first_seen).strftime("%d %b %Y"))
+    text.append("\nLast reply ", style="dim")
+    text.append(when(card.last_reply_at) if card.last_reply_at else "never")
+    text.append("\nMessages ", style="dim")
+    text.append(", ".join(f"{icon(ch)} {CHANNEL_NAMES.get(ch, ch)} {n}" for ch, n in card.per_channel.items())
+                or "none")
+    text.append("\n\nNotes", style="bold")
+    if not card.notes:
+        text.append("  none (w writes one)", style="dim")
+    for note in card.notes:
+        text.append("\n")
+        text.append(f"{when(note.created_at)} ", style="dim")
+        text.append_text(safe_line(note.author, 20, style="bold"))
+        text.append("\n")
+        text.append_text(safe(note.body))
+    if suggestions:
+        text.append("\n\nProbably the same person", style="bold yellow")
+        for suggestion in suggestions:
+            text.append("\n• ")
+            text.append_text(safe_line(suggestion.name, 40))
+            text.append(f" — {suggestion.reason}", style="dim")
+        text.append("\n(m merges, after you check)", style="dim")
+    return text
+
+
+class CardView(VerticalScroll):
+    """Hidden until toggled; the app fills it when the selection changes."""
+
+    def compose(self):
+        yield Static(id="card-body")
+
+    def show(self, card: CustomerCard | None, identities: list[IdentityRow], suggestions: list[Suggestion]) -> None:
+        body = self.query_one("#card-body", Static)
+        body.update(render_card(card, identities, suggestions) if card else Text(""))

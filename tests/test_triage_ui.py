@@ -1,0 +1,229 @@
+"""Triage at keyboard speed, driven with Pilot on the demo workspace (80x24)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from conftest import ready, until
+from console.store import ListFilter, Store
+from console.ui.app import ConsoleApp
+from console.ui.card import CardView
+from console.ui.screens import PickScreen
+
+SIZE = (80, 24)
+
+
+def replies_to(store: Store, customer_id: int) -> list[str]:
+    return [r["body"] for r in store.db.query(
+        """SELECT m.body FROM message m JOIN conversation c ON c.id = m.conversation_id
+           WHERE c.customer_id = ? AND m.direction = 'out' AND m.author IS NOT NULL AND m.author != ''
+           ORDER BY m.id""", (customer_id,))]
+
+
+def statuses(store: Store, customer_id: int) -> set[str]:
+    return {r[0] for r in store.db.query("SELECT status FROM conversation WHERE customer_id = ?", (customer_id,))}
+
+
+async def test_a_triage_session_is_r_text_ctrl_s_e_per_customer(demo):
+    """Open the oldest waiting (already selected), reply, close, and the next one is selected."""
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        expected = [r.customer_id for r in store.list_rows(ListFilter("open"), 0, 3)]
+        for number, customer in enumerate(expected):
+            await until(pilot, lambda: app.current and app.current.customer_id == customer, f"customer {number}")
+            # Three keystrokes and the text: the test fails if the flow needs any other key.
+            await pilot.press("r", *f"Thanks, noted ({number})!", "ctrl+s", "e")
+            await until(pilot, lambda: statuses(store, customer) == {"done"}, f"customer {number} done")
+            assert replies_to(store, customer)[-1] == f"Thanks, noted ({number})!"
+        # The next customer is the one who waited longest among those left.
+        await until(pilot, lambda: app.current and app.current.customer_id ==
+                    store.list_rows(ListFilter("open"), 0, 1)[0].customer_id, "the next oldest waiting")
+
+
+async def test_reply_with_a_template_in_four_keys_plus_its_name(demo):
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await until(pilot, lambda: "ready" in store.templates(), "the config's templates in the store")
+        customer, name = app.current.customer_id, store.customer_name(app.current.customer_id)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, PickScreen), "the template picker")
+        await pilot.press(*"rea", "enter")
+        await until(pilot, lambda: "ready for pickup" in app.composer.editor.text, "the filled template")
+        first = name.split()[0]
+        assert app.composer.editor.text.startswith(f"Hi {first}, your order is ready")
+        assert app.composer.editor.text.endswith(ws.agent)
+        await pilot.press("ctrl+s", "e")
+        await until(pilot, lambda: statuses(store, customer) == {"done"}, "closed")
+        assert replies_to(store, customer)[-1].startswith(f"Hi {first}, your order is ready")
+
+
+async def test_an_unfilled_placeholder_blocks_sending(demo):
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        customer = app.current.customer_id
+        before = replies_to(store, customer)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, PickScreen), "the template picker")
+        await pilot.press(*"order", "enter")
+        await until(pilot, lambda: "{order_number}" in app.composer.editor.text, "the template")
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.3)
+        assert app.composer.display and replies_to(store, customer) == before
+        assert any("{order_number}" in str(n.message) for n in app._notifications)
+        assert "fill in {order_number}, {pickup_day}" in str(app.composer.status.render())
+
+
+async def test_tag_note_and_the_card(demo):
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        customer = app.current.customer_id
+        await pilot.press("t", *"Wholesale", "enter")
+        await until(pilot, lambda: store.tags(customer) == ["wholesale"], "the tag")
+        await pilot.press("w", *"Prefers rye [bold]x[/bold]", "enter")
+        await until(pilot, lambda: [n.body for n in store.notes(customer)] == ["Prefers rye [bold]x[/bold]"], "the note")
+        await pilot.press("i")
+        card = app.query_one(CardView)
+        await until(pilot, lambda: "#wholesale" in str(card.query_one("#card-body").render()), "the card")
+        shown = str(card.query_one("#card-body").render())
+        assert "Prefers rye [bold]x[/bold]" in shown and ws.agent in shown  # markup shown as typed
+        # Tag filter: only this customer (and any other wholesale one) listed.
+        await pilot.press("number_sign")
+        await until(pilot, lambda: isinstance(app.screen, PickScreen), "the tag picker")
+        await pilot.press(*"whole", "enter")
+        await until(pilot, lambda: app.conversations.filter.tag == "wholesale" and app.conversations.total == 1,
+                    "the tag filter")
+        # Removing the tag with -name.
+        await pilot.press("t", *"-wholesale", "enter")
+        await until(pilot, lambda: store.tags(customer) == [], "the tag removed")
+
+
+async def test_search_opens_the_customer_and_steps_through_matches(demo):
+    ws, store = demo
+    hits = store.search("sourdough")
+    assert hits
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.screen, PickScreen), "the search prompt")
+        await pilot.press(*"sourdough")
+        options = app.screen.query_one("OptionList")
+        await until(pilot, lambda: options.option_count == min(50, len(hits)), "the results")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current and app.current.customer_id == hits[0].customer_id, "the first hit")
+        await until(pilot, lambda: app.timeline.highlight == ["sourdough"] and app.timeline._match >= 0,
+                    "the match highlighted")
+        matches = app.timeline.matches()
+        assert app.timeline._match == matches[-1]
+        if len(matches) > 1:
+            await pilot.press("N")
+            assert app.timeline._match == matches[-2]
+            await pilot.press("n")
+            assert app.timeline._match == matches[-1]
+
+
+async def test_a_bad_search_filter_is_explained_not_crashed(demo):
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("slash", *"bread before:someday")
+        options = app.screen.query_one("OptionList")
+        await until(pilot, lambda: options.option_count == 1, "the explanation")
+        assert "before: expects a date" in str(options.get_option_at_index(0).prompt)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, PickScreen), "back")
+
+
+async def test_assign_to_me_and_the_mine_filter(demo):
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        customer = app.current.customer_id
+        await pilot.press("a")
+        await until(pilot, lambda: store.count_rows(ListFilter("open", assignee=ws.agent)) == 1, "assigned")
+        await pilot.press("M")
+        await until(pilot, lambda: app.conversations.filter.assignee == ws.agent and app.conversations.total == 1
+                    and app.current and app.current.customer_id == customer, "only mine")
+        await pilot.press("a")  # again: unassign
+        await until(pilot, lambda: store.count_rows(ListFilter("open", assignee=ws.agent)) == 0, "unassigned")
+
+
+async def test_merge_and_undo_from_the_keyboard(demo):
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        first, second = app.conversations.row_at(0), app.conversations.row_at(1)
+        other_name = store.customer_name(second.customer_id)
+        before = len(store.identities(first.customer_id))
+        await pilot.press("m", *other_name.split()[0])
+        options = app.screen.query_one("OptionList")
+        await until(pilot, lambda: any(str(second.customer_id) == options.get_option_at_index(i).id
+                                       for i in range(options.option_count)), "the other customer offered")
+        while options.get_option_at_index(options.highlighted).id != str(second.customer_id):
+            await pilot.press("down")
+        await pilot.press("enter")
+        await until(pilot, lambda: len(store.identities(first.customer_id)) > before, "merged")
+        await pilot.press("ctrl+z")
+        await until(pilot, lambda: len(store.identities(first.customer_id)) == before, "the merge undone")
+        assert store.identities(second.customer_id)
+
+
+async def test_drafts_survive_a_restart(demo):
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        customer = app.current.customer_id
+        await pilot.press("r", *"Half-written answer", "escape")
+        await until(pilot, lambda: store.draft(customer, ws.agent) == "Half-written answer", "the draft stored")
+    again = ConsoleApp(ws, store)
+    async with again.run_test(size=SIZE) as pilot:
+        await ready(pilot, again)
+        assert again.current.customer_id == customer
+        await pilot.press("r")
+        assert again.composer.editor.text == "Half-written answer"
+
+
+async def test_another_agent_replying_is_shown_within_a_second(demo):
+    """A second, real process on the same store says it is replying to the selected customer."""
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        customer = app.current.customer_id
+        await pilot.press("r")
+        other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            import sys, os, time
+            from console.store import Store
+            store = Store({str(ws.store_path)!r})
+            store.set_presence("ben", os.getpid(), {customer}, "replying")
+            print("ready", flush=True)
+            time.sleep(30)
+        """)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert other.stdout.readline().strip() == "ready"
+            await until(pilot, lambda: "ben is replying to this customer too" in str(app.composer.status.render()),
+                        "the composer's warning")
+            assert app.conversations.viewers.get(customer) == [("ben", "replying")]
+        finally:
+            other.kill()
+            other.wait()
+        # When that console is gone, the warning goes with the next change of the store.
+        store.add_note(customer, "x", "poke")  # any commit by another connection would do
+        engine_store = Store(ws.store_path)
+        engine_store.add_note(customer, "x", "poke")
+        engine_store.close()
+        await until(pilot, lambda: "ben" not in str(app.composer.status.render()), "the warning gone")
