@@ -353,7 +353,8 @@ def _slug(name: str) -> str:
 
 
 def _has_inline_secret(accounts: list[dict]) -> bool:
-    secret_names = ("password", "auth_token", "api_key_secret", "token", "access_token", "page_token", "bot_token")
+    secret_names = ("password", "auth_token", "api_secret", "api_key_secret", "token", "access_token",
+                    "page_token", "page_access_token", "bot_token")
     return any(isinstance(raw, dict) and any(k in raw for k in secret_names) for raw in accounts)
 
 

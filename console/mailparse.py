@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
-from email.policy import compat32
+from email.policy import Compat32, compat32
 from email.utils import getaddresses, parsedate_tz, mktime_tz
 
 from console.htmltext import html_to_text
@@ -38,6 +38,8 @@ _DELIMITER = re.compile(rb"^--", re.MULTILINE)
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)\s+(=\?)")
 _MSGID = re.compile(r"<([^<>\s]{1,900})>")
+_SURROGATES = re.compile("[\udc80-\udcff]")
+_NEWLINES = re.compile(r"\r\n?")
 _CHARSET_ALIASES = {"unknown-8bit": "utf-8", "x-unknown": "utf-8", "ansi_x3.4-1968": "ascii", "x-user-defined": "latin-1"}
 
 
@@ -77,6 +79,18 @@ class ParsedMail:
         return tuple(seen)
 
 
+class _RawHeaderPolicy(Compat32):
+    """compat32, but a header with raw 8-bit bytes comes back as the surrogate-escaped string
+    instead of a `Header` whose str() turns those bytes into U+FFFD: `decode_header` reads them
+    as UTF-8 (what nearly every sender of raw 8-bit headers means)."""
+
+    def header_fetch_parse(self, name, value):
+        return value
+
+
+_POLICY = _RawHeaderPolicy()
+
+
 # ---- decoding helpers ------------------------------------------------------------------------------
 
 def _codec(charset: str | None) -> str:
@@ -96,12 +110,11 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 
 
 def _unescape(value: str) -> str:
-    """compat32 keeps non-ASCII header bytes as surrogate escapes: read them as UTF-8."""
-    try:
-        value.encode("ascii")
+    """compat32 keeps non-ASCII header bytes as surrogate escapes: read them as UTF-8. Text that
+    is already decoded (an RFC 2231 file name) passes unchanged."""
+    if not _SURROGATES.search(value):
         return value
-    except UnicodeEncodeError:
-        return value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _decode_word(match: re.Match) -> str:
@@ -276,37 +289,44 @@ def _fill_content(msg: Message, mail: ParsedMail) -> None:
     html: list[str] = []
     for path, part in _walk(msg):
         try:
-            ctype = part.get_content_type()
-        except Exception:
-            ctype = "application/octet-stream"
-        if ctype in ("message/rfc822", "message/global"):
-            name = _filename(part) or "forwarded message.eml"
-            try:
-                size = len(part.as_bytes(policy=compat32))
-            except Exception:
-                size = None
-            mail.attachments.append(Attachment(name, ctype, size, path))
-            continue
-        if ctype in ("text/plain", "text/html") and not _is_attachment(part):
-            try:
-                charset = part.get_content_charset()
-            except Exception:
-                charset = None
-            text = decode_bytes(_payload(part), charset)
-            (plain if ctype == "text/plain" else html).append(text)
-            continue
-        if part.get_content_maintype() == "multipart":  # an empty or broken container
-            continue
-        data = _payload(part)
-        name = _filename(part) or f"part-{path}"
-        mail.attachments.append(Attachment(name, ctype, len(data), path))
+            _take_part(path, part, mail, plain, html)
+        except Exception as exc:  # one broken part must not hide the others
+            mail.problems.append(f"part {path} could not be read ({type(exc).__name__}); the original is kept")
     if html:
         mail.html = "\n".join(html)[:MAX_BODY * 2]
     if plain:
         mail.body = "\n\n".join(t.strip("\n") for t in plain)
     elif html:
         mail.body = html_to_text(mail.html or "")
-    mail.body = mail.body.replace("\r\n", "\n").replace("\x00", "")[:MAX_BODY]
+    mail.body = mail.body.replace("\x00", "")[:MAX_BODY]
+
+
+def _take_part(path: str, part: Message, mail: ParsedMail, plain: list[str], html: list[str]) -> None:
+    try:
+        ctype = part.get_content_type()
+    except Exception:
+        ctype = "application/octet-stream"
+    if ctype in ("message/rfc822", "message/global"):
+        name = _filename(part) or "forwarded message.eml"
+        try:
+            size = len(part.as_bytes(policy=compat32))
+        except Exception:
+            size = None
+        mail.attachments.append(Attachment(name, ctype, size, path))
+        return
+    if ctype in ("text/plain", "text/html") and not _is_attachment(part):
+        try:
+            charset = part.get_content_charset()
+        except Exception:
+            charset = None
+        text = _NEWLINES.sub("\n", decode_bytes(_payload(part), charset))
+        (plain if ctype == "text/plain" else html).append(text)
+        return
+    if ctype.startswith("multipart/"):  # an empty or broken container
+        return
+    data = _payload(part)
+    name = _filename(part) or f"part-{path}"
+    mail.attachments.append(Attachment(name, ctype, len(data), path))
 
 
 # ---- entry point -----------------------------------------------------------------------------------
@@ -316,7 +336,7 @@ def parse(raw: bytes) -> ParsedMail:
     problems: list[str] = []
     try:
         capped = _cap(raw, problems)
-        msg = message_from_bytes(capped, policy=compat32)
+        msg = message_from_bytes(capped, policy=_POLICY)
     except RecursionError:
         problems.append("nested too deeply to read; only the headers are shown")
         msg = _headers_only(raw)
@@ -355,7 +375,7 @@ def _headers_only(raw: bytes) -> Message | None:
     end = raw.find(b"\r\n\r\n")
     end = raw.find(b"\n\n") if end < 0 else end
     try:
-        return message_from_bytes(raw[: end if end >= 0 else 65536] + b"\n\n", policy=compat32)
+        return message_from_bytes(raw[: end if end >= 0 else 65536] + b"\n\n", policy=_POLICY)
     except Exception:
         return None
 
@@ -363,7 +383,7 @@ def _headers_only(raw: bytes) -> Message | None:
 def part_bytes(raw: bytes, ref: str) -> bytes | None:
     """The decoded content of the part `ref` (a path from `ParsedMail.attachments`), or None."""
     try:
-        msg = message_from_bytes(_cap(raw, []), policy=compat32)
+        msg = message_from_bytes(_cap(raw, []), policy=_POLICY)
         for path, part in _walk(msg):
             if path == ref:
                 if part.get_content_type() in ("message/rfc822", "message/global"):

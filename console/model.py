@@ -142,6 +142,8 @@ class Outgoing:
     #   "quote"     - email: "1" to quote the message replied to
     options: dict[str, str] = field(default_factory=dict)
     attempt: int = 1
+    # When the reply was written (UTC epoch): a reconcile looks for it after this moment.
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +182,8 @@ class PermanentError(ChannelError):
         self.code = code
         self.opted_out = opted_out
 
+
+
+class InDoubtError(ChannelError):
+    """The send may or may not have happened (the answer was lost). Never resent blindly: the
+    engine keeps it 'sending' and asks `reconcile()` again later."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from console.channels import open_channel
 from console.channels.base import Channel
 from console.config import ConfigError, WorkspaceConfig
-from console.model import AuthError, ChannelError, Outgoing, PermanentError, TransientError
+from console.model import AuthError, ChannelError, InDoubtError, Outgoing, PermanentError, TransientError
 from console.sanitize import one_line
 from console.store import Store
 
@@ -117,6 +117,9 @@ class Engine:
         self._stop.set()
         for run in self.runs.values():
             run.wake.set()
+            interrupt = getattr(run.channel, "interrupt", None)
+            if interrupt is not None:
+                interrupt()  # end a long poll (IMAP IDLE) now rather than at its timeout
 
     async def _state(self, name: str, state: str, detail: str = "", progress: tuple[int, int] | None = None) -> None:
         await asyncio.to_thread(self.store.set_account_state, name, self.runs[name].channel.kind, state,
@@ -189,7 +192,9 @@ class Engine:
                 continue
             except ChannelError as exc:
                 log.warning("%s: cannot reconcile outbox %s yet: %s", name, out.outbox_id, exc)
-                await asyncio.to_thread(self.store.record_retry, out, f"checking: {exc}", time.time() + 30)
+                # Still in doubt: it stays 'sending' and is asked about again; 'pending' would make
+                # the next claim send it a second time.
+                await asyncio.to_thread(self.store.record_checking, out, f"checking: {exc}", time.time() + 30)
                 continue
             if found is not None:
                 await asyncio.to_thread(self.store.record_sent, out, found)
@@ -200,6 +205,8 @@ class Engine:
         run = self.runs[name]
         try:
             result = await asyncio.wait_for(run.channel.send(out), timeout=SEND_TIMEOUT)
+        except InDoubtError as exc:
+            await asyncio.to_thread(self.store.record_checking, out, str(exc), time.time() + 30)
         except PermanentError as exc:
             await asyncio.to_thread(self.store.record_failed, out, str(exc), exc.opted_out)
         except (AuthError, ConfigError) as exc:
@@ -224,6 +231,9 @@ class Engine:
     async def deliver_loop(self, name: str, once: bool = False) -> None:
         await self.reconcile_in_doubt(name)
         while not self._stop.is_set():
+            # Sends of one account are awaited one by one here, so every 'sending' row whose next
+            # check is due really is in doubt (a cheap query when there is none).
+            await self.reconcile_in_doubt(name)
             claimed = await asyncio.to_thread(self.store.claim_due, [name])
             for out in claimed:
                 await self.deliver(name, out)

@@ -145,6 +145,8 @@ class FakeTwilio:
         self.whatsapp_last_inbound: dict[str, int] = {}
         self.contents: dict[str, str] = {}  # ContentSid -> body with {{1}} placeholders
         self.undeliverable: set[str] = set()
+        self.invalid: set[str] = set()  # E.164-shaped numbers Twilio refuses with 21211 (no such number)
+        self.filtered: set[str] = set()  # numbers whose messages a carrier filters at once (30007)
         self.faults: list[Fault] = []
         self._drop_next_post = False
         self.requests: list[Seen] = []
@@ -162,7 +164,8 @@ class FakeTwilio:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-twilio", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-twilio",
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -328,7 +331,7 @@ class FakeTwilio:
         whatsapp = to.startswith("whatsapp:")
         if not to:
             return _error(400, 21604, "A 'To' phone number is required.")
-        if not E164.match(to.removeprefix("whatsapp:")):
+        if not E164.match(to.removeprefix("whatsapp:")) or to.removeprefix("whatsapp:") in self.invalid:
             return _error(400, 21211, f"Invalid 'To' Phone Number: {to}")
         if service and not sender:
             sender = ("whatsapp:" if whatsapp else "") + self.numbers[0]
@@ -358,6 +361,8 @@ class FakeTwilio:
             msg.script, msg.fail_with = ["failed"], (
                 63016, "Failed to send freeform message because you are outside the allowed window. "
                        "If you are using WhatsApp, please use a Message Template.")
+        elif to.removeprefix("whatsapp:") in self.filtered:
+            msg.script, msg.fail_with = ["failed"], (30007, "Message filtered")
         elif to.removeprefix("whatsapp:") in self.undeliverable:
             msg.script, msg.fail_with = ["sent", "undelivered"], (30003, "Unreachable destination handset")
         self._add(msg)

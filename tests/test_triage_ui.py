@@ -227,3 +227,55 @@ async def test_another_agent_replying_is_shown_within_a_second(demo):
         engine_store.add_note(customer, "x", "poke")
         engine_store.close()
         await until(pilot, lambda: "ben" not in str(app.composer.status.render()), "the warning gone")
+
+
+def _customer_on(store: Store, channel: str, older_than_hours: float, newer_than_hours: float = 1e9) -> int:
+    now = __import__("time").time()
+    row = store.db.query_one(
+        """SELECT c.customer_id FROM conversation c WHERE c.channel = ? AND c.last_inbound_at < ?
+           AND c.last_inbound_at > ? AND NOT EXISTS (SELECT 1 FROM conversation o WHERE o.customer_id = c.customer_id
+           AND o.last_inbound_at > c.last_inbound_at) ORDER BY c.last_inbound_at DESC LIMIT 1""",
+        (channel, now - older_than_hours * 3600, now - newer_than_hours * 3600))
+    return row[0] if row else None
+
+
+async def test_whatsapp_free_text_is_refused_outside_the_24_hour_window(demo):
+    ws, store = demo
+    customer = _customer_on(store, "whatsapp", older_than_hours=25)
+    assert customer is not None, "the demo has WhatsApp customers who wrote more than a day ago"
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        app.show_row(store.row_for(customer))
+        await until(pilot, lambda: app.timeline.entries and app.current.customer_id == customer, "the customer")
+        before = replies_to(store, customer)
+        await pilot.press("r", *"Are you still there?", "ctrl+s")
+        await pilot.pause(0.3)
+        assert "24-hour window closed" in str(app.composer.status.render())
+        assert app.composer.display and replies_to(store, customer) == before
+
+
+async def test_messenger_after_24_hours_sends_as_human_agent_with_ctrl_g(demo):
+    ws, store = demo
+    customer = _customer_on(store, "messenger", older_than_hours=25, newer_than_hours=24 * 6)
+    if customer is None:  # make one: the demo's dates move with the clock
+        customer = _customer_on(store, "messenger", older_than_hours=0)
+        store.db.conn.execute("UPDATE conversation SET last_inbound_at = ? WHERE customer_id = ? AND channel = 'messenger'",
+                              (__import__("time").time() - 48 * 3600, customer))
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        app.show_row(store.row_for(customer))
+        await until(pilot, lambda: app.timeline.entries and app.current.customer_id == customer, "the customer")
+        await pilot.press("r")
+        await until(pilot, lambda: app.composer.target and app.composer.target.channel == "messenger", "messenger")
+        await pilot.press(*"Sorry for the wait!", "ctrl+s")
+        await pilot.pause(0.2)
+        assert app.composer.display  # refused without the tag
+        await pilot.press("ctrl+g")
+        assert "[on]" in str(app.composer.status.render())
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "Sorry for the wait!" in replies_to(store, customer), "the tagged reply queued")
+        options = store.db.query_one(
+            "SELECT o.options FROM outbox o JOIN message m ON m.id = o.message_id WHERE m.body = 'Sorry for the wait!'")[0]
+        assert '"HUMAN_AGENT"' in options

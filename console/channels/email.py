@@ -18,11 +18,18 @@ address) the first To recipient, direction "out". A Reply-To that differs from t
 as a first line of the body ("Reply-To: ..."); replies go to the sender's identity.
 
 Sending never sends twice. Before SMTP, the message is APPENDed to the Sent folder flagged
-`$ConsoleSending` (`\\Draft` on servers without keywords); after the SMTP server accepts it the
-flag is removed. `reconcile` looks for the deterministic Message-ID in Sent: absent means SMTP was
-never attempted (safe to send); present and cleared means sent; present and still flagged means
-the process stopped around the SMTP exchange, so the outcome is reported as "unknown" and never
-retried automatically. A definite SMTP refusal removes the journal copy again.
+`$ConsoleSending` (`\\Draft` on servers without keywords); between RCPT and DATA the copy also gets
+`$ConsoleSmtpData`; after the SMTP server accepts the message both flags are removed. `reconcile`
+(and a repeated `send`) looks for the deterministic Message-ID in Sent: absent, or present without
+`$ConsoleSmtpData`, means DATA never started, so the copy is removed and the message is sent;
+present and cleared means sent; present with `$ConsoleSmtpData` means the process stopped during
+the SMTP exchange, so the outcome is reported as "unknown" and never retried automatically. A
+connection that breaks during DATA gives the same "unknown" result; a definite SMTP refusal
+removes the journal copy again. Pending copies are skipped when the Sent folder is pulled: the
+outbox owns them.
+
+A pull waiting in IDLE ends within a second of `interrupt()` or `close()` (or of its task being
+cancelled), so stopping the engine does not wait for the IDLE timeout.
 
 Every socket has a timeout, certificates are always verified (`ca_file` adds a CA to trust), and
 neither the password nor server responses containing it ever reach an exception or a log.
@@ -54,7 +61,10 @@ from console.model import (Address, AuthError, ChannelError, InboundMessage, Out
 
 log = logging.getLogger("console.channels.email")
 
-PENDING = "$ConsoleSending"
+PENDING = "$ConsoleSending"  # on the Sent copy from APPEND until the SMTP server accepted it
+DATA_STARTED = "$ConsoleSmtpData"  # added just before SMTP DATA: from then on it may have left
+IN_DOUBT = ("console stopped while handing this to the mail server; check whether it arrived before "
+            "sending it again")
 FETCH_CHUNK = 100
 _UNSAFE_HEADER = re.compile(r"[\r\n\x00]")
 _MSGID_OK = re.compile(r"^<[!-;=?-~]{1,900}>$")  # printable ASCII without < > or space
@@ -62,6 +72,13 @@ _MSGID_OK = re.compile(r"^<[!-;=?-~]{1,900}>$")  # printable ASCII without < > o
 
 class SendInDoubt(ChannelError):
     """The connection broke while the SMTP server was taking the message: it may have left."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SentCopy:
+    uid: int
+    pending: bool  # still flagged PENDING: the send was not confirmed
+    data_started: bool  # SMTP DATA had begun: the mail may have left
 
 
 @dataclass
@@ -161,7 +178,9 @@ class EmailChannel:
         self._side = None  # a second connection for send / reconcile / attachments
         self._side_lock = threading.Lock()
         self._closing = threading.Event()
+        self._interrupt = threading.Event()
         self._pulled_once = False
+        self._pull_lock = threading.Lock()  # held while a pull runs in its worker thread
         self._idle_ok = False
         self._keywords_ok = True
 
@@ -263,9 +282,25 @@ class EmailChannel:
 
     # ---- pulling --------------------------------------------------------------------------------
     async def pull(self, cursor: str | None) -> PullResult:
-        return await asyncio.to_thread(self._pull, cursor)
+        self._interrupt.clear()
+        work = asyncio.ensure_future(asyncio.to_thread(self._pull, cursor))
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())  # never "unretrieved"
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The worker thread cannot be cancelled; end its IDLE so it lets go of the connection.
+            self._interrupt.set()
+            raise
+
+    def interrupt(self) -> None:
+        """End a pull waiting in IDLE within a second (thread-safe; the engine calls it on stop)."""
+        self._interrupt.set()
 
     def _pull(self, cursor: str | None) -> PullResult:
+        with self._pull_lock:
+            return self._pull_locked(cursor)
+
+    def _pull_locked(self, cursor: str | None) -> PullResult:
         if self._imap is None:
             self._imap = self._connect_imap()
         self._step("connected")
@@ -273,7 +308,8 @@ class EmailChannel:
             with self._errors("IMAP"):
                 result = self._sync(self._imap, cursor)
                 first, self._pulled_once = not self._pulled_once, True
-                if result.messages or result.more or first or not self._idle_ok or self._closing.is_set():
+                if (result.messages or result.more or first or not self._idle_ok or self._closing.is_set()
+                        or self._interrupt.is_set()):
                     return result
                 folders = self._watched(self._imap)
                 wait = self.settings.idle_timeout if len(folders) == 1 else min(
@@ -366,10 +402,12 @@ class EmailChannel:
 
     def to_inbound(self, mail: ParsedMail, raw: bytes, from_sent_folder: bool, internal: float | None) -> InboundMessage:
         """Turn a parsed mail into the console's message (direction, peer, thread)."""
-        ours = from_sent_folder or mail.from_addr == self.settings.from_address.lower()
+        me = self.settings.from_address.lower()
+        ours = from_sent_folder or mail.from_addr == me
         if ours:
-            recipients = mail.to or mail.cc
-            name, addr = recipients[0] if recipients else (mail.from_name, mail.from_addr)
+            recipients = [r for r in (*mail.to, *mail.cc) if r[1] != me]
+            # Mail to nobody but ourselves (a note, Bcc only): keep it, under a visible placeholder.
+            name, addr = recipients[0] if recipients else ("(no recipient)", "undisclosed-recipients@invalid")
         else:
             name, addr = mail.from_name, mail.from_addr
         if not addr:
@@ -402,7 +440,7 @@ class EmailChannel:
         woke = False
         try:
             deadline = time.monotonic() + seconds
-            while not self._closing.is_set():
+            while not self._closing.is_set() and not self._interrupt.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -450,9 +488,13 @@ class EmailChannel:
             who = quoted.from_name or quoted.from_addr
             body += f"\n\nOn {when} UTC, {who} wrote:\n" + "\n".join(
                 "> " + line if line else ">" for line in quoted.body.strip("\n").split("\n"))
-        msg.set_content(body.replace("\x00", "") + "\n", charset="utf-8",
-                        cte="quoted-printable" if not body.isascii() else "7bit")
-        return message_id, msg.as_bytes()
+        body = body.replace("\x00", "") + "\n"
+        plain = body.isascii() and max(len(line) for line in body.split("\n")) <= 998
+        msg.set_content(body, charset="utf-8", cte="7bit" if plain else "quoted-printable")
+        try:
+            return message_id, msg.as_bytes()
+        except (ValueError, TypeError, UnicodeError) as exc:  # e.g. a header the policy cannot fold
+            raise PermanentError(f"{self.account}: this message cannot be encoded ({type(exc).__name__})") from None
 
     def message_id(self, out: Outgoing) -> str:
         key = out.idempotency_key
@@ -479,12 +521,12 @@ class EmailChannel:
                     if out.options.get("quote") == "1" or not out.subject:
                         quoted = self._find_parsed(conn, out.thread_external_ids[-1:])
                     message_id, data = self.build(out, quoted)
-                    for uid, pending in copies:
-                        if not pending:  # an earlier attempt went through completely
-                            return SendResult(message_id, "sent", thread_key=self.thread_of(out, message_id))
-                    if copies:  # leftovers of an attempt that failed for sure: remove them
-                        self._remove(conn, [uid for uid, _ in copies])
-                    flags = [b"\\Seen", PENDING.encode() if self._keywords_ok else b"\\Draft"]
+                    settled = self._settled(out, message_id, copies)
+                    if settled is not None:
+                        return settled
+                    if copies:  # leftovers of an attempt that never reached SMTP DATA: remove them
+                        self._remove(conn, [copy.uid for copy in copies])
+                    flags = [b"\\Seen", self._pending_flag]
                     self._step("before_append")
                     conn.append(s.sent_folder, data, flags=flags)
                     self._step("appended")
@@ -494,19 +536,25 @@ class EmailChannel:
                     self._drop("_side")
                     raise
             try:
-                self._smtp_send(data)
-            except SendInDoubt:
-                raise  # the journal copy stays: reconcile will report it, never resend it
+                self._smtp_send(data, lambda: self._mark_data(message_id))
+            except SendInDoubt as exc:
+                # The journal copy stays marked: nobody can tell whether the mail left, so it is
+                # reported, never sent again (at most once beats at least once for a reply).
+                log.warning("%s", exc)
+                return SendResult(message_id, "unknown", detail=str(exc), thread_key=self.thread_of(out, message_id))
             except ChannelError:
                 self._cleanup_after_failure(message_id)
+                raise
+            except BaseException:
+                self._drop("_side")
                 raise
             self._step("smtp_accepted")
             try:
                 with self._errors("IMAP"):
                     conn = self._side_conn()
-                    uids = [uid for uid, _ in self._find_in_sent(conn, message_id)]
+                    uids = [copy.uid for copy in self._find_in_sent(conn, message_id)]
                     if uids:
-                        conn.remove_flags(uids, [PENDING.encode() if self._keywords_ok else b"\\Draft"], silent=True)
+                        conn.remove_flags(uids, [self._pending_flag, DATA_STARTED.encode()], silent=True)
             except ChannelError as exc:
                 # The mail left; only the journal flag could not be cleared. Reconcile reports such a
                 # copy as "unknown" rather than sending again, which is the safe side.
@@ -514,7 +562,36 @@ class EmailChannel:
                 self._drop("_side")
             return SendResult(message_id, "sent", thread_key=self.thread_of(out, message_id), sent_at=time.time())
 
-    def _smtp_send(self, data: bytes) -> None:
+    @property
+    def _pending_flag(self) -> bytes:
+        return PENDING.encode() if self._keywords_ok else b"\\Draft"
+
+    def _settled(self, out: Outgoing, message_id: str, copies: list["_SentCopy"]) -> SendResult | None:
+        """What the journal says about an earlier attempt: sent, in doubt, or None (send it)."""
+        thread = self.thread_of(out, message_id)
+        if any(not copy.pending for copy in copies):  # an earlier attempt went through completely
+            return SendResult(message_id, "sent", thread_key=thread)
+        if any(copy.data_started or not self._keywords_ok for copy in copies):
+            return SendResult(message_id, "unknown", thread_key=thread, detail=IN_DOUBT)
+        return None
+
+    def _mark_data(self, message_id: str) -> None:
+        """Record in the journal that SMTP DATA is about to start (called between RCPT and DATA)."""
+        if not self._keywords_ok:
+            return  # without keywords any pending copy already counts as "maybe sent"
+        try:
+            with self._errors("IMAP"):
+                conn = self._side_conn()
+                uids = [copy.uid for copy in self._find_in_sent(conn, message_id)]
+                if not uids:
+                    raise TransientError(f"{self.account}: the copy of this message vanished from "
+                                         f"{self.settings.sent_folder!r}; will try again")
+                conn.add_flags(uids, [DATA_STARTED.encode()], silent=True)
+        except BaseException:
+            self._drop("_side")  # DATA was not sent; the cleanup that follows reconnects
+            raise
+
+    def _smtp_send(self, data: bytes, before_data: Callable[[], None] = lambda: None) -> None:
         s = self.settings
         with self._errors("SMTP"):
             if s.smtp_security == "tls":
@@ -527,16 +604,21 @@ class EmailChannel:
                     client.starttls(context=self._context())
                     client.ehlo()
                 client.login(s.smtp_username, self._password())
-                client.mail(s.from_address)
+                code, _ = client.mail(s.from_address)
+                if code >= 400:
+                    raise smtplib.SMTPSenderRefused(code, b"", s.from_address)
                 code, _ = client.rcpt(_recipient(data))
                 if code >= 400:
                     raise smtplib.SMTPRecipientsRefused({}) if code >= 500 else smtplib.SMTPResponseException(code, b"")
+                self._step("rcpt_accepted")
+                before_data()
                 self._step("before_data")
                 try:
                     code, _ = client.data(data)
                 except (smtplib.SMTPServerDisconnected, OSError) as exc:
                     raise SendInDoubt(f"{self.account}: the connection to the SMTP server broke while it was taking "
-                                      f"the message ({type(exc).__name__}); it may have been sent") from None
+                                      f"the message ({type(exc).__name__}); it may have been sent, check before "
+                                      "sending it again") from None
                 if code >= 400:
                     raise smtplib.SMTPResponseException(code, b"")
             finally:
@@ -548,7 +630,7 @@ class EmailChannel:
         try:
             with self._errors("IMAP"):
                 conn = self._side_conn()
-                uids = [uid for uid, pending in self._find_in_sent(conn, message_id) if pending]
+                uids = [copy.uid for copy in self._find_in_sent(conn, message_id) if copy.pending]
                 if uids:
                     self._remove(conn, uids)
         except ChannelError as exc:
@@ -575,15 +657,15 @@ class EmailChannel:
             self._keywords_ok = b"\\*" in info.get(b"PERMANENTFLAGS", ())
         return self._side
 
-    def _find_in_sent(self, conn, message_id: str) -> list[tuple[int, bool]]:
-        """(uid, still pending) of copies of `message_id` in the Sent folder."""
+    def _find_in_sent(self, conn, message_id: str) -> list["_SentCopy"]:
+        """Copies of `message_id` in the Sent folder, with their journal state."""
         conn.select_folder(self.settings.sent_folder)
         uids = conn.search(["HEADER", "Message-ID", message_id])
         if not uids:
             return []
-        flag = PENDING.encode() if self._keywords_ok else b"\\Draft"
         flags = conn.get_flags(uids)
-        return [(uid, flag in flags.get(uid, ())) for uid in uids]
+        return [_SentCopy(uid, self._pending_flag in flags.get(uid, ()), DATA_STARTED.encode() in flags.get(uid, ()))
+                for uid in uids]
 
     def _find_parsed(self, conn, ids: tuple[str, ...] | list[str]) -> ParsedMail | None:
         raw = self._find_raw(conn, ids[-1]) if ids else None
@@ -611,17 +693,14 @@ class EmailChannel:
             try:
                 with self._errors("IMAP"):
                     copies = self._find_in_sent(conn, message_id)
+                    settled = self._settled(out, message_id, copies)
+                    if settled is None and copies:
+                        # Appended, but SMTP DATA never started: the mail cannot have left.
+                        self._remove(conn, [copy.uid for copy in copies])
+                    return settled
             except BaseException:
                 self._drop("_side")
                 raise
-        if not copies:
-            return None  # the journal copy precedes SMTP: without it, SMTP was never tried
-        thread = self.thread_of(out, message_id)
-        if any(not pending for _, pending in copies):
-            return SendResult(message_id, "sent", thread_key=thread)
-        return SendResult(message_id, "unknown", thread_key=thread,
-                          detail="console stopped while handing this to the mail server; check whether it "
-                                 "arrived before sending it again")
 
     # ---- attachments, check, close --------------------------------------------------------------
     async def fetch_attachment(self, external_id: str, ref: str) -> bytes:
@@ -675,12 +754,19 @@ class EmailChannel:
 
     async def close(self) -> None:
         self._closing.set()
+        self._interrupt.set()
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
         with self._side_lock:
             self._drop("_side")
-        # The pull connection belongs to the pull thread; it notices `_closing` within a second.
+        # The pull connection belongs to the pull thread, which notices `_closing` within a second
+        # and then stops using it; when no pull is running it is closed here.
+        if self._pull_lock.acquire(timeout=2):
+            try:
+                self._drop("_imap")
+            finally:
+                self._pull_lock.release()
 
 
 # ---- helpers ---------------------------------------------------------------------------------------

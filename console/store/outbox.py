@@ -12,7 +12,7 @@ import json
 import sqlite3
 import uuid
 
-from console.model import Address, Outgoing, SendResult
+from console.model import DELIVERY_STATES, Address, Outgoing, SendResult
 from console.store.db import Database, now
 from console.store.ingest import _after_message
 from console.sanitize import one_line
@@ -91,7 +91,7 @@ class OutboxMixin:
 
     def _outgoing(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Outgoing:
         msg = conn.execute(
-            """SELECT m.*, c.thread_key, i.kind AS id_kind, i.address AS id_address, i.display_name AS id_name
+            """SELECT m.*, c.thread_key, c.subject AS conversation_subject, i.kind AS id_kind, i.address AS id_address, i.display_name AS id_name
                FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN identity i ON i.id = m.identity_id
                WHERE m.id = ?""",
             (row["message_id"],),
@@ -104,10 +104,11 @@ class OutboxMixin:
         return Outgoing(
             outbox_id=row["id"], message_id=msg["id"], account=row["account"], channel=msg["channel"],
             to=Address(msg["id_kind"], msg["id_address"], msg["id_name"]), body=msg["body"],
-            subject=msg["subject"], idempotency_key=row["idempotency_key"],
+            subject=msg["subject"] or msg["conversation_subject"], idempotency_key=row["idempotency_key"],
             thread_key="" if msg["thread_key"].startswith("local:") else msg["thread_key"],
             thread_external_ids=tuple(r["external_id"] for r in earlier),
             options=json.loads(row["options"] or "{}"), attempt=row["attempts"],
+            created_at=row["created_at"],
         )
 
     def claim_due(self, accounts: list[str], limit: int = 20) -> list[Outgoing]:
@@ -132,13 +133,14 @@ class OutboxMixin:
         return claimed
 
     def in_doubt(self, accounts: list[str]) -> list[Outgoing]:
-        """Sends left 'sending' by an engine that stopped mid-send."""
+        """Sends left 'sending' by an engine that stopped mid-send (or whose answer was lost), due
+        for a check with the service."""
         if not accounts:
             return []
         marks = ",".join("?" * len(accounts))
         with self.db.read() as conn:
-            rows = conn.execute(f"SELECT * FROM outbox WHERE state = 'sending' AND account IN ({marks})",
-                                accounts).fetchall()
+            rows = conn.execute(f"""SELECT * FROM outbox WHERE state = 'sending' AND next_try_at <= ?
+                                    AND account IN ({marks})""", (now(), *accounts)).fetchall()
             return [self._outgoing(conn, row) for row in rows]
 
     def next_due_at(self, accounts: list[str]) -> float | None:
@@ -155,9 +157,16 @@ class OutboxMixin:
             # The channel's own pull may have stored this very message already (e.g. found in the
             # Sent folder before we recorded the send): keep ours, drop the copy.
             twin = conn.execute(
-                "SELECT id, conversation_id FROM message WHERE account = ? AND external_id = ? AND id != ?",
+                "SELECT id, conversation_id, status, status_detail FROM message "
+                "WHERE account = ? AND external_id = ? AND id != ?",
                 (out.account, result.external_id, out.message_id),
             ).fetchone()
+            status, detail = result.status, result.detail
+            # The pulled copy may already know a later status than the send's answer ("delivered"
+            # after "queued"): a status never moves backwards.
+            if (twin and twin["status"] in DELIVERY_STATES and status in DELIVERY_STATES and twin["status"] != "unknown"
+                    and DELIVERY_STATES.index(twin["status"]) > DELIVERY_STATES.index(status)):
+                status, detail = twin["status"], twin["status_detail"]
             if twin:
                 conn.execute("DELETE FROM message WHERE id = ?", (twin["id"],))
                 conn.execute("UPDATE conversation SET message_count = message_count - 1 WHERE id = ?",
@@ -165,7 +174,7 @@ class OutboxMixin:
             conn.execute(
                 """UPDATE message SET external_id = ?, status = ?, status_detail = ?, sent_at = COALESCE(?, sent_at)
                    WHERE id = ?""",
-                (result.external_id, result.status, result.detail, result.sent_at, out.message_id),
+                (result.external_id, status, detail, result.sent_at, out.message_id),
             )
             if result.thread_key:
                 conn.execute(
@@ -176,6 +185,24 @@ class OutboxMixin:
                 )
             conn.execute("UPDATE outbox SET state = 'sent', last_error = '', updated_at = ? WHERE id = ?",
                          (now(), out.outbox_id))
+
+    def record_checking(self, out: Outgoing, error: str, next_check_at: float) -> None:
+        """A send in doubt that could not be checked yet: it stays 'sending' and is asked about later."""
+        with self.db.write() as conn:
+            conn.execute("UPDATE outbox SET last_error = ?, next_try_at = ?, updated_at = ? WHERE id = ?",
+                         (error, next_check_at, now(), out.outbox_id))
+            conn.execute("UPDATE message SET status = 'unknown', status_detail = ? WHERE id = ?",
+                         (f"checking whether it was sent: {error}", out.message_id))
+
+    def send_again(self, message_id: int) -> int:
+        """Queue a copy of an outbound message whose delivery failed or is unknown, under a new
+        idempotency key (the user checked and wants it sent); returns the new message id."""
+        row = self.db.query_one("SELECT * FROM message WHERE id = ? AND direction = 'out'", (message_id,))
+        if row is None or row["status"] not in ("failed", "undelivered", "unknown", "cancelled"):
+            raise ValueError("only a failed, undelivered, cancelled or unknown reply can be sent again")
+        return self.enqueue_reply(row["identity_id"], row["account"], row["channel"], row["body"],
+                                  subject=row["subject"], author=row["author"] or "",
+                                  conversation_id=row["conversation_id"])
 
     def record_retry(self, out: Outgoing, error: str, next_try_at: float) -> None:
         with self.db.write() as conn:

@@ -787,15 +787,16 @@ class ConsoleApp(App):
             conv = self.store.conversation(target.conversation_id)
             base = (conv["subject"] if conv else "") or ""
             subject = base if base.lower().startswith("re:") else (f"Re: {base}" if base else "")
-        self._enqueue(row, target, message.body, subject)
+        self._enqueue(row, target, message.body, subject, message.options)
 
     @work(thread=True, exit_on_error=False, group="write")
-    def _enqueue(self, row: ListRow, target: Target, body: str, subject: str) -> None:
+    def _enqueue(self, row: ListRow, target: Target, body: str, subject: str,
+                 options: dict[str, str] | None = None) -> None:
         try:
             message_id = self.store.enqueue_reply(
                 target.identity_id, target.account, target.channel, body, subject=subject,
                 author=self.workspace.agent, conversation_id=target.conversation_id,
-                delay=self.workspace.send_delay_seconds,
+                delay=self.workspace.send_delay_seconds, options=options or None,
             )
         except OptedOut as exc:
             self.call_from_thread(self.notify, Text(str(exc)), severity="error")

@@ -22,6 +22,8 @@ from console.sms import segment_info
 from console.templates import unfilled
 from console.ui.render import CHANNEL_NAMES, age, icon, safe_line
 
+HUMAN_AGENT_CHANNELS = ("messenger", "instagram")
+
 # Hard limits per channel (characters), where the service has one.
 LIMITS = {"sms": 1600, "whatsapp": 4096, "telegram": 4096, "messenger": 2000, "instagram": 1000, "mastodon": 500}
 
@@ -43,6 +45,11 @@ class Target:
         if hours is None:
             return None
         return (self.last_inbound_at or 0) + hours * 3600 - time.time()
+
+    @property
+    def human_agent_open(self) -> bool:
+        """Meta lets a human agent answer for 7 days after the customer's last message."""
+        return self.channel in HUMAN_AGENT_CHANNELS and (self.last_inbound_at or 0) + 7 * 86400 > time.time()
 
     @property
     def window_closed(self) -> bool:
@@ -95,12 +102,14 @@ class Composer(Vertical):
         Binding("ctrl+o", "next_target", "Other channel", id="composer.channel", priority=True),
         Binding("ctrl+e", "external_editor", "Edit in $EDITOR", id="composer.editor", priority=True),
         Binding("ctrl+t", "template", "Insert a template", id="composer.template", priority=True),
+        Binding("ctrl+g", "human_agent", "Send as a human agent (Meta, 7 days)", id="composer.human_agent",
+                priority=True),
     ]
 
     class Send(Message):
-        def __init__(self, target: Target, body: str):
+        def __init__(self, target: Target, body: str, options: dict[str, str] | None = None):
             super().__init__()
-            self.target, self.body = target, body
+            self.target, self.body, self.options = target, body, options or {}
 
     class Closed(Message):
         def __init__(self, draft: str):
@@ -111,7 +120,8 @@ class Composer(Vertical):
         super().__init__(**kwargs)
         self.targets: list[Target] = []
         self.index = 0
-        self.others_note = ""  # "ana is replying too", from the app's presence polling
+        self.others_note = ""
+        self.human_agent = False  # Meta: a HUMAN_AGENT-tagged reply, allowed up to 7 days after the customer wrote  # "ana is replying too", from the app's presence polling
         self.status = Static(id="composer-status")
         self.editor = TextArea(id="composer-text", soft_wrap=True, show_line_numbers=False)
 
@@ -124,6 +134,7 @@ class Composer(Vertical):
         return self.targets[self.index] if self.targets else None
 
     def open(self, targets: list[Target], draft: str = "", index: int = 0) -> None:
+        self.human_agent = False
         self.targets, self.index = targets, min(index, max(0, len(targets) - 1))
         self.editor.load_text(draft)
         self.display = True
@@ -148,6 +159,14 @@ class Composer(Vertical):
                 text.append(f"  {note}", style="dim" if ok else "bold red")
             if target.window_note:
                 text.append(f"\n{target.window_note}", style="yellow" if target.window_closed else "dim")
+            if target.window_closed and target.channel in HUMAN_AGENT_CHANNELS:
+                if target.human_agent_open:
+                    text.append("\nctrl+g: send as a human agent (HUMAN_AGENT tag, allowed for 7 days) "
+                                + ("[on]" if self.human_agent else "[off]"),
+                                style="bold green" if self.human_agent else "yellow")
+                else:
+                    text.append("\nmore than 7 days since the customer wrote: Meta allows no reply until they write again",
+                                style="bold red")
             missing = unfilled(self.editor.text)
             if missing:
                 text.append(f"\nfill in {', '.join('{' + m + '}' for m in missing)} before sending", style="bold yellow")
@@ -176,12 +195,27 @@ class Composer(Vertical):
         if not ok:
             self.app.notify(note or "Type a message first.", severity="warning")
             return
+        if target.window_closed and not (self.human_agent and target.human_agent_open):
+            self.app.notify(target.window_note, severity="error")
+            return
         missing = unfilled(body)
         if missing:
             self.app.notify(f"Fill in {', '.join('{' + m + '}' for m in missing)} first: the template left it open.",
                             severity="warning")
             return
-        self.post_message(self.Send(target, body))
+        options = {"tag": "HUMAN_AGENT"} if self.human_agent and target.window_closed else {}
+        self.post_message(self.Send(target, body, options))
+
+    def action_human_agent(self) -> None:
+        target = self.target
+        if target is None or target.channel not in HUMAN_AGENT_CHANNELS or not target.window_closed:
+            self.app.notify("The human-agent tag is for Messenger and Instagram replies after the 24-hour window.")
+            return
+        if not target.human_agent_open:
+            self.app.notify("More than 7 days since the customer wrote: Meta allows no reply now.", severity="error")
+            return
+        self.human_agent = not self.human_agent
+        self.update_status()
 
     def action_template(self) -> None:
         self.app.action_insert_template()

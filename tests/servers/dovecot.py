@@ -18,6 +18,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,10 +43,13 @@ def dovecot_binary() -> str:
 
 def make_certificate(folder: Path, name: str = "server") -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 / localhost: (cert.pem, key.pem)."""
+    from conftest import need_binary
+
+    openssl = need_binary("openssl", "sudo apt-get install openssl")
     folder.mkdir(parents=True, exist_ok=True)
     cert, key = folder / f"{name}-cert.pem", folder / f"{name}-key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
          "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
         check=True, capture_output=True,
@@ -67,6 +71,14 @@ def _wait_port(port: int, timeout: float = 10.0) -> None:
 class Dovecot:
     def __init__(self, root: Path, binary: str = DOVECOT_SEARCH[0], user: str = USER, password: str = PASSWORD):
         self.root = Path(root)
+        self.owns_root = False
+        if os.getuid() == 0:
+            # As root the mail processes run as `nobody` and must traverse every parent of the
+            # Maildir. pytest resets /tmp/pytest-of-root to 0700 whenever any session starts (other
+            # runs in parallel included), so keep the whole server in its own traversable directory.
+            self.root = Path(tempfile.mkdtemp(prefix="console-dovecot-"))
+            self.root.chmod(0o711)
+            self.owns_root = True
         self.binary = binary
         self.user, self.password = user, password
         self.port = free_port()
@@ -91,9 +103,6 @@ class Dovecot:
             uid = gid = 65534
             for path in [self.home, *self.home.rglob("*")]:
                 os.chown(path, uid, gid)
-            for parent in [self.root, *self.root.parents]:
-                if parent.stat().st_uid == 0 and not parent.stat().st_mode & 0o001:
-                    parent.chmod(parent.stat().st_mode | 0o011)
         self.uid, self.gid = uid, gid
         (self.root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}:{uid}:{gid}::{self.home}\n")
         # Auth and mail processes run as the current user, so temporary directories need no
@@ -195,6 +204,19 @@ protocol imap {{
             except OSError:
                 break
 
+    def terminate(self) -> subprocess.Popen | None:
+        """Ask Dovecot to stop without waiting (it takes about a second); returns the process to
+        wait for before `remove()`."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+        return proc
+
+    def remove(self) -> None:
+        """Delete the server's directory if it made its own (as root); call once it has stopped."""
+        if self.owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
     def restart(self) -> None:
         self.stop()
         self.start()
@@ -224,7 +246,7 @@ protocol imap {{
         """Make the server announce a new UIDVALIDITY (and renumber UIDs), as after a mailbox
         was recreated or restored from a backup. Dovecot must be stopped."""
         base = self.folder_path(folder)
-        for name in ("dovecot-uidlist", "dovecot.index", "dovecot.index.cache", "dovecot.index.log",
+        for name in ("dovecot.index", "dovecot.index.cache", "dovecot.index.log",
                      "dovecot.index.log.2", "dovecot-uidvalidity"):
             (base / name).unlink(missing_ok=True)
         for stale in base.glob("dovecot-uidvalidity.*"):
@@ -232,9 +254,14 @@ protocol imap {{
         for leaf in ("cur", "new"):
             for path in (base / leaf).iterdir():
                 os.rename(path, base / "new" / path.name.split(":", 1)[0])
-        uidvalidity = base / "dovecot-uidvalidity"
-        uidvalidity.write_text(f"{value:x}")
-        os.chown(uidvalidity, self.uid, self.gid)
+        for stale in self.maildir.glob("dovecot.list.index*"):
+            stale.unlink()
+        # Dovecot takes a new mailbox's UIDVALIDITY from the clock (one-second steps, so a quick
+        # test could see the old value again); an empty UID list with a `V` header sets it exactly,
+        # and every message gets a new UID from 1.
+        uidlist = base / "dovecot-uidlist"
+        uidlist.write_text(f"3 V{value} N1\n")
+        os.chown(uidlist, self.uid, self.gid)
 
     def remove_all(self, folder: str = "INBOX") -> None:
         base = self.folder_path(folder)
@@ -272,7 +299,8 @@ class SmtpServer:
         def authenticator(smtp, session, envelope, mechanism, auth_data):
             ok = isinstance(auth_data, LoginPassword) and auth_data.login.decode() == user \
                 and auth_data.password.decode() == password
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd then answers 535 itself (with the default it says nothing at all).
+            return AuthResult(success=ok, handled=False)
 
         # aiosmtpd only counts STARTTLS as TLS for AUTH; with implicit TLS every byte is encrypted anyway.
         kwargs = dict(hostname="127.0.0.1", port=self.port, authenticator=authenticator,
