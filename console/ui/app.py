@@ -452,6 +452,7 @@ class ConsoleApp(App):
     def action_toggle_card(self) -> None:
         card = self.query_one(CardView)
         card.toggle_class("shown")
+        self.query_one("#body").set_class(card.has_class("shown"), "with-card")
         if card.has_class("shown") and self.current is not None:
             self.load_timeline(self.current)
 
