@@ -365,6 +365,7 @@ def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
         '[workspace]\nname = "Crumb & Co. Bakery (demo)"\ndefault_region = "US"\nclose_waiting_after_days = 3\n'
         '[[accounts]]\nkind = "demo"\nname = "mail"\nchannels = ["email"]\n'
         '[[accounts]]\nkind = "demo"\nname = "phone"\nchannels = ["sms", "whatsapp"]\n'
+        '[accounts.templates]\norder_ready = "HXdemo0001"\nfollow_up = "HXdemo0002"\n'
         '[[accounts]]\nkind = "demo"\nname = "social"\nchannels = ["telegram", "instagram", "messenger"]\n'
         '[templates]\n'
         'ready = "Hi {first_name}, your order is ready for pickup today from 4pm. See you soon! {agent}"\n'

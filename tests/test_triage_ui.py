@@ -279,3 +279,29 @@ async def test_messenger_after_24_hours_sends_as_human_agent_with_ctrl_g(demo):
         options = store.db.query_one(
             "SELECT o.options FROM outbox o JOIN message m ON m.id = o.message_id WHERE m.body = 'Sorry for the wait!'")[0]
         assert '"HUMAN_AGENT"' in options
+
+
+async def test_outside_the_whatsapp_window_an_approved_template_can_be_sent(demo):
+    ws, store = demo
+    customer = _customer_on(store, "whatsapp", older_than_hours=25)
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        app.show_row(store.row_for(customer))
+        await until(pilot, lambda: app.timeline.entries and app.current.customer_id == customer, "the customer")
+        await pilot.press("r")
+        await until(pilot, lambda: app.composer.target and app.composer.target.channel == "whatsapp", "WhatsApp")
+        await pilot.press("ctrl+t")
+        await until(pilot, lambda: isinstance(app.screen, PickScreen), "the approved templates")
+        await pilot.press(*"order", "enter")
+        await until(pilot, lambda: app.composer.wa_template == "order_ready", "the template chosen")
+        assert "approved template 'order_ready'" in str(app.composer.status.render())
+        await pilot.press("enter", *"Thursday", "ctrl+s")
+        await until(pilot, lambda: any(r.startswith("[template order_ready]") for r in replies_to(store, customer)),
+                    "the template queued")
+        first = store.customer_name(customer).split()[0]
+        row = store.db.query_one(
+            """SELECT m.body, o.options FROM outbox o JOIN message m ON m.id = o.message_id
+               WHERE m.body LIKE '[template order_ready]%'""")
+        assert row["body"] == f"[template order_ready] {first} · Thursday"
+        assert '"template": "order_ready"' in row["options"] and '\\"1\\": \\"' + first in row["options"]

@@ -42,6 +42,11 @@ def configure(account, workspace) -> "DemoChannel":
     for channel in channels:
         if channel not in DEMO_CHANNELS:
             raise account.error("channels", f"unknown channel {channel!r}; expected some of {', '.join(DEMO_CHANNELS)}")
+    # Approved WhatsApp templates, as a Twilio account has them (name = any id): the composer
+    # offers them when the 24-hour window is closed; the demo "sends" them like any reply.
+    for name, ident in account.table("templates").items():
+        if not isinstance(ident, str) or not ident.strip():
+            raise account.error("templates", f"template {name!r}: expected an id string")
     return DemoChannel(
         account=account.name,
         channels=tuple(dict.fromkeys(channels)),

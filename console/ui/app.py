@@ -694,6 +694,10 @@ class ConsoleApp(App):
         if row is None or not self.composer.display:
             self.bell()
             return
+        target = self.composer.target
+        if target is not None and target.channel == "whatsapp" and target.window_closed:
+            self._pick_whatsapp_template(row, target)
+            return
         templates = self.store.templates()
         if not templates:
             self.notify("No templates yet: write one in the composer, then use the palette's "
@@ -712,6 +716,31 @@ class ConsoleApp(App):
                 self.composer.insert(fill(templates[answer[1]], values))
 
         self.push_screen(PickScreen("Insert template", lookup, allow_free_text=False), done)
+
+    def _pick_whatsapp_template(self, row: ListRow, target: Target) -> None:
+        """Outside WhatsApp's 24-hour window only an approved template may be sent: the account's
+        `[accounts.templates]` (name = ContentSid); the composer's lines become its variables."""
+        account = next((a for a in self.workspace.accounts if a.name == target.account), None)
+        approved = account.raw.get("templates", {}) if account is not None else {}
+        if not isinstance(approved, dict) or not approved:
+            self.notify(f"No approved WhatsApp templates for account '{target.account}': add them under "
+                        "[accounts.templates] (name = ContentSid) in the config.", severity="warning")
+            return
+        first = values_for(row.name, self.workspace.agent, self.workspace.name, {}).get("first_name", "")
+
+        def lookup(text: str):
+            return [(name, Text.assemble((name, "bold"), "  approved WhatsApp template"))
+                    for name in sorted(approved) if text.strip().lower() in name.lower()]
+
+        def done(answer) -> None:
+            if answer and answer[1] in approved:
+                self.composer.wa_template = answer[1]
+                self.composer.editor.load_text(first)
+                self.composer.editor.move_cursor(self.composer.editor.document.end)
+                self.composer.update_status()
+
+        self.push_screen(PickScreen("Approved WhatsApp template (the window is closed)", lookup,
+                                    allow_free_text=False), done)
 
     def action_save_template(self) -> None:
         body = self.composer.editor.text if self.composer.display else ""

@@ -7,6 +7,7 @@ limits, opted-out identities).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -121,6 +122,7 @@ class Composer(Vertical):
         self.targets: list[Target] = []
         self.index = 0
         self.others_note = ""
+        self.wa_template: str | None = None  # an approved WhatsApp template: the lines fill {{1}}, {{2}}...
         self.human_agent = False  # Meta: a HUMAN_AGENT-tagged reply, allowed up to 7 days after the customer wrote  # "ana is replying too", from the app's presence polling
         self.status = Static(id="composer-status")
         self.editor = TextArea(id="composer-text", soft_wrap=True, show_line_numbers=False)
@@ -135,6 +137,7 @@ class Composer(Vertical):
 
     def open(self, targets: list[Target], draft: str = "", index: int = 0) -> None:
         self.human_agent = False
+        self.wa_template = None
         self.targets, self.index = targets, min(index, max(0, len(targets) - 1))
         self.editor.load_text(draft)
         self.display = True
@@ -153,12 +156,17 @@ class Composer(Vertical):
             text.append(f"  ({self.index + 1}/{len(self.targets)}, ctrl+o: other)", style="dim")
         if target.opted_out:
             text.append("  opted out: nothing can be sent here", style="bold red")
+        elif self.wa_template:
+            text.append(f"\napproved template '{self.wa_template}': line 1 fills {{{{1}}}}, line 2 fills {{{{2}}}}…",
+                        style="bold green")
         else:
             note, ok = limit_note(target.channel, self.editor.text)
             if note:
                 text.append(f"  {note}", style="dim" if ok else "bold red")
             if target.window_note:
                 text.append(f"\n{target.window_note}", style="yellow" if target.window_closed else "dim")
+                if target.window_closed and target.channel == "whatsapp":
+                    text.append(" (ctrl+t)", style="yellow")
             if target.window_closed and target.channel in HUMAN_AGENT_CHANNELS:
                 if target.human_agent_open:
                     text.append("\nctrl+g: send as a human agent (HUMAN_AGENT tag, allowed for 7 days) "
@@ -194,6 +202,12 @@ class Composer(Vertical):
         note, ok = limit_note(target.channel, body)
         if not ok:
             self.app.notify(note or "Type a message first.", severity="warning")
+            return
+        if self.wa_template and target.channel == "whatsapp":
+            values = [line.strip() for line in body.splitlines() if line.strip()]
+            variables = json.dumps({str(n): value for n, value in enumerate(values, 1)})
+            shown = f"[template {self.wa_template}] " + " · ".join(values)
+            self.post_message(self.Send(target, shown, {"template": self.wa_template, "variables": variables}))
             return
         if target.window_closed and not (self.human_agent and target.human_agent_open):
             self.app.notify(target.window_note, severity="error")
