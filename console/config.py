@@ -208,6 +208,7 @@ class WorkspaceConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     response_target_minutes: int = 60
     send_delay_seconds: float = 0.0
+    download_dir: Path = field(default_factory=lambda: Path(platformdirs.user_downloads_dir()) / "console")
     close_waiting_after_days: int = 0  # 0 = never close unanswered "waiting" conversations
     demo: bool = False
     accounts: list[AccountConfig] = field(default_factory=list)
@@ -232,7 +233,7 @@ def _os_user() -> str:
 
 _TOP_LEVEL = {"workspace", "accounts", "keymap", "templates"}
 _WORKSPACE_KEYS = {"name", "agent", "default_region", "data_dir", "response_target_minutes", "send_delay_seconds",
-                   "close_waiting_after_days"}
+                   "close_waiting_after_days", "download_dir"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
@@ -282,6 +283,8 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise err("workspace", "default_region", f"unknown region {region!r}; use a two-letter country code such as US or GB")
     ws.default_region = region
+    if "download_dir" in section:
+        ws.download_dir = Path(section["download_dir"]).expanduser()
     if "data_dir" in section:
         ws.data_dir = Path(section["data_dir"]).expanduser()
     else:

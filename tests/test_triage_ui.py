@@ -305,3 +305,41 @@ async def test_outside_the_whatsapp_window_an_approved_template_can_be_sent(demo
                WHERE m.body LIKE '[template order_ready]%'""")
         assert row["body"] == f"[template order_ready] {first} · Thursday"
         assert '"template": "order_ready"' in row["options"] and '\\"1\\": \\"' + first in row["options"]
+
+
+async def test_attachments_are_saved_under_safe_names(demo, tmp_path):
+    from email.message import EmailMessage
+
+    from console.model import Address, Attachment, InboundMessage, PullResult
+
+    ws, store = demo
+    ws.download_dir = tmp_path / "downloads"
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "eve@example.com", "shop@example.com", "invoice"
+    mail["Message-ID"] = "<evil-1@example.com>"
+    mail.set_content("See attached.")
+    mail.add_attachment(b"%PDF-1.4 not really", maintype="application", subtype="pdf",
+                        filename="../../.bashrc\u202efdp.exe")
+    from console.mailparse import parse
+
+    parsed = parse(mail.as_bytes())
+    assert parsed.attachments, "the parser lists the attachment"
+    store.apply_pull("mail", PullResult(messages=[InboundMessage(
+        external_id="<evil-1@example.com>", thread_key="<evil-1@example.com>", channel="email", direction="in",
+        peer=Address("email", "eve@example.com", "Eve"), sent_at=__import__("time").time(), body=parsed.body,
+        subject="invoice", raw=mail.as_bytes(), attachments=parsed.attachments)]))
+    customer = store.db.query_one("SELECT customer_id FROM identity WHERE address = 'eve@example.com'")[0]
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        app.show_row(store.row_for(customer))
+        await until(pilot, lambda: app.timeline.entries and app.current.customer_id == customer, "Eve")
+        app.timeline.focus()
+        await pilot.press("d")
+        await until(pilot, lambda: (ws.download_dir).exists() and any(ws.download_dir.iterdir()), "the saved file")
+        [saved] = list(ws.download_dir.iterdir())
+        assert saved.parent == ws.download_dir and "\u202e" not in saved.name and "/" not in saved.name
+        assert not saved.name.startswith(".")
+        assert saved.read_bytes() == b"%PDF-1.4 not really"
+        await pilot.press("d")  # again: a second file, never overwriting the first
+        await until(pilot, lambda: len(list(ws.download_dir.iterdir())) == 2, "a second copy")

@@ -31,6 +31,12 @@ outbox owns them.
 A pull waiting in IDLE ends within a second of `interrupt()` or `close()` (or of its task being
 cancelled), so stopping the engine does not wait for the IDLE timeout.
 
+Speed of a first sync: while the store applies one batch, the next one is already being fetched
+(a prefetch for the cursor just returned, used only if the next pull asks for exactly that
+cursor), and large fetches are parsed by worker processes (`parse_workers`, default: one per
+core beyond the first, at most 2; 0 parses in this process), which are started for the first
+large batch and stopped once the sync has caught up.
+
 Every socket has a timeout, certificates are always verified (`ca_file` adds a CA to trust), and
 neither the password nor server responses containing it ever reach an exception or a log.
 """
@@ -38,7 +44,10 @@ neither the password nor server responses containing it ever reach an exception 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import multiprocessing
+import os
 import logging
 import re
 import smtplib
@@ -66,6 +75,7 @@ DATA_STARTED = "$ConsoleSmtpData"  # added just before SMTP DATA: from then on i
 IN_DOUBT = ("console stopped while handing this to the mail server; check whether it arrived before "
             "sending it again")
 FETCH_CHUNK = 100
+POOL_THRESHOLD = 200  # parse in worker processes only when a pull fetches at least this many
 _UNSAFE_HEADER = re.compile(r"[\r\n\x00]")
 _MSGID_OK = re.compile(r"^<[!-;=?-~]{1,900}>$")  # printable ASCII without < > or space
 
@@ -102,6 +112,7 @@ class EmailSettings:
     idle_timeout: float = 25 * 60.0
     timeout: float = 30.0
     batch_size: int = 500
+    parse_workers: int = -1  # -1: one per core beyond the first, at most 2
 
 
 def configure(account: AccountConfig, workspace: WorkspaceConfig) -> "EmailChannel":
@@ -158,6 +169,7 @@ def configure(account: AccountConfig, workspace: WorkspaceConfig) -> "EmailChann
         idle_timeout=account.float("idle_timeout", 25 * 60.0, minimum=1.0),
         timeout=account.float("timeout", 30.0, minimum=1.0),
         batch_size=account.int("batch_size", 500, 1, 10_000),
+        parse_workers=account.int("parse_workers", -1, -1, 16),
     )
     return EmailChannel(account.name, settings)
 
@@ -183,6 +195,10 @@ class EmailChannel:
         self._pull_lock = threading.Lock()  # held while a pull runs in its worker thread
         self._idle_ok = False
         self._keywords_ok = True
+        self._ahead: tuple[str | None, concurrent.futures.Future] | None = None  # (cursor, prefetch)
+        self._ahead_runner: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._pool_broken = False
 
     # ---- connections ----------------------------------------------------------------------------
     def _context(self) -> ssl.SSLContext:
@@ -301,12 +317,17 @@ class EmailChannel:
             return self._pull_locked(cursor)
 
     def _pull_locked(self, cursor: str | None) -> PullResult:
+        ahead = self._take_ahead(cursor)
         if self._imap is None:
             self._imap = self._connect_imap()
         self._step("connected")
         try:
             with self._errors("IMAP"):
-                result = self._sync(self._imap, cursor)
+                result = ahead.result() if ahead is not None else self._sync(self._imap, cursor)
+                if result.more and not self._closing.is_set() and not self._interrupt.is_set():
+                    self._start_ahead(result.cursor)
+                elif not result.more:
+                    self._stop_pool()  # caught up: no idle worker processes while waiting for mail
                 first, self._pulled_once = not self._pulled_once, True
                 if (result.messages or result.more or first or not self._idle_ok or self._closing.is_set()
                         or self._interrupt.is_set()):
@@ -318,8 +339,79 @@ class EmailChannel:
                     return self._sync(self._imap, result.cursor or cursor)
                 return result
         except BaseException:
+            self._settle_ahead()
             self._drop("_imap")
             raise
+
+    # ---- prefetch and parse workers -------------------------------------------------------------
+    def _start_ahead(self, cursor: str | None) -> None:
+        """Fetch the batch after `cursor` in the background while the store applies this one."""
+        if self._ahead_runner is None:
+            self._ahead_runner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"{self.account}-prefetch")
+        conn = self._imap
+        self._ahead = (cursor, self._ahead_runner.submit(self._sync, conn, cursor, True))
+
+    def _take_ahead(self, cursor: str | None) -> concurrent.futures.Future | None:
+        """The prefetch for exactly `cursor`, or None. A prefetch for another cursor (the last batch
+        was not stored) is waited for and dropped, with its connection if it failed."""
+        if self._ahead is None:
+            return None
+        wanted, future = self._ahead
+        self._ahead = None
+        if wanted == cursor:
+            return future
+        concurrent.futures.wait([future])
+        if future.cancelled() or future.exception() is not None:
+            self._drop("_imap")
+        return None
+
+    def _settle_ahead(self) -> None:
+        """Wait for a running prefetch to let go of the pull connection; its result is dropped."""
+        if self._ahead is not None:
+            _, future = self._ahead
+            self._ahead = None
+            concurrent.futures.wait([future])
+
+    def _workers(self) -> int:
+        wanted = self.settings.parse_workers
+        if wanted < 0:
+            wanted = min(2, (os.cpu_count() or 1) - 1)
+        return wanted
+
+    def _parse_all(self, raws: list[bytes]) -> "concurrent.futures.Future | list[ParsedMail]":
+        """Parse in the worker processes (a future of the list) or, without them, right here."""
+        pool = self._pool
+        if pool is not None:
+            try:
+                return pool.submit(_parse_many, raws)
+            except Exception:  # a broken pool (a worker died): parse here from now on
+                self._pool_broken = True
+                self._stop_pool()
+        return [parse(raw) for raw in raws]
+
+    def _parsed(self, job, raws: list[bytes]) -> list[ParsedMail]:
+        if isinstance(job, list):
+            return job
+        try:
+            return job.result()
+        except Exception:
+            self._pool_broken = True
+            self._stop_pool()
+            return [parse(raw) for raw in raws]
+
+    def _ensure_pool(self) -> None:
+        workers = self._workers()
+        if self._pool is None and workers > 0 and not self._pool_broken:
+            try:
+                # spawn, not fork: this process has threads (and a SQLite connection) of its own.
+                self._pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+            except Exception:
+                self._pool_broken = True
+
+    def _stop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _watched(self, conn) -> list[str]:
         folders = list(dict.fromkeys(self.settings.folders))
@@ -330,7 +422,7 @@ class EmailChannel:
                 folders.append(self.settings.sent_folder)
         return folders
 
-    def _sync(self, conn, cursor: str | None) -> PullResult:
+    def _sync(self, conn, cursor: str | None, ahead: bool = False) -> PullResult:
         state = _load_cursor(cursor)
         known = state["folders"]
         budget = self.settings.batch_size
@@ -367,7 +459,7 @@ class EmailChannel:
             take = uids[:budget] if budget > 0 else []
             remaining += len(uids) - len(take)
             if take:
-                messages.extend(self._fetch(conn, folder, take))
+                messages.extend(self._fetch(conn, folder, take, ahead))
                 self._step("parsed")
                 budget -= len(take)
             if len(take) == len(uids):
@@ -381,13 +473,29 @@ class EmailChannel:
         return PullResult(messages=messages, cursor=json.dumps(state, sort_keys=True), more=more,
                           progress=progress, notice="; ".join(notices))
 
-    def _fetch(self, conn, folder: str, uids: list[int]) -> list[InboundMessage]:
+    def _fetch(self, conn, folder: str, uids: list[int], ahead: bool = False) -> list[InboundMessage]:
         found: list[InboundMessage] = []
         sent = folder == self.settings.sent_folder
+        if len(uids) >= POOL_THRESHOLD:
+            self._ensure_pool()
+        # While the workers parse one chunk, the next one is fetched: (jobs, raws, dates) per chunk.
+        waiting: list[tuple[list, list[bytes], list[float | None]]] = []
+
+        def collect(upto: int) -> None:
+            while len(waiting) > upto:
+                jobs, raws, dates = waiting.pop(0)
+                parsed = [mail for job, part in jobs for mail in self._parsed(job, part)]
+                for mail, raw, internal in zip(parsed, raws, dates):
+                    found.append(self.to_inbound(mail, raw, sent, internal))
+
         for start in range(0, len(uids), FETCH_CHUNK):
+            if ahead and self._closing.is_set():
+                raise TransientError(f"{self.account}: stopped")  # a prefetch nobody will use
             chunk = uids[start:start + FETCH_CHUNK]
             data = conn.fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE", "FLAGS"])
             self._step("fetched")
+            raws: list[bytes] = []
+            dates: list[float | None] = []
             for uid in chunk:
                 item = data.get(uid)
                 if not item:
@@ -395,9 +503,16 @@ class EmailChannel:
                 flags = item.get(b"FLAGS", ())
                 if sent and (PENDING.encode() in flags or (not self._keywords_ok and b"\\Draft" in flags)):
                     continue  # our own send in progress: the outbox owns it until it is settled
-                raw = item.get(b"BODY[]") or b""
+                raws.append(item.get(b"BODY[]") or b"")
                 internal = item.get(b"INTERNALDATE")
-                found.append(self.to_inbound(parse(raw), raw, sent, internal.timestamp() if internal else None))
+                dates.append(internal.timestamp() if internal else None)
+            del data
+            workers = max(1, self._workers()) if self._pool is not None else 1
+            step = max(1, -(-len(raws) // workers))
+            jobs = [(self._parse_all(raws[i:i + step]), raws[i:i + step]) for i in range(0, len(raws), step)]
+            waiting.append((jobs, raws, dates))
+            collect(1)
+        collect(0)
         return found
 
     def to_inbound(self, mail: ParsedMail, raw: bytes, from_sent_folder: bool, internal: float | None) -> InboundMessage:
@@ -760,16 +875,27 @@ class EmailChannel:
     def _close(self) -> None:
         with self._side_lock:
             self._drop("_side")
+        self._stop_pool()
         # The pull connection belongs to the pull thread, which notices `_closing` within a second
         # and then stops using it; when no pull is running it is closed here.
         if self._pull_lock.acquire(timeout=2):
             try:
+                self._settle_ahead()  # a prefetch stops at its next chunk once `_closing` is set
                 self._drop("_imap")
+                self._stop_pool()
+                if self._ahead_runner is not None:
+                    self._ahead_runner.shutdown(wait=False)
+                    self._ahead_runner = None
             finally:
                 self._pull_lock.release()
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
+
+def _parse_many(raws: list[bytes]) -> list[ParsedMail]:
+    """Parse a list of messages (runs in a worker process)."""
+    return [parse(raw) for raw in raws]
+
 
 def _quietly(action: Callable[[], object]) -> None:
     try:

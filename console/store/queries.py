@@ -231,6 +231,11 @@ class QueryMixin:
         )
         return [dict(r) for r in rows]
 
+    def message_raw(self, message_id: int) -> bytes | None:
+        """The message as the service sent it (an email's MIME bytes), when it was kept."""
+        row = self.db.query_one("SELECT raw FROM message WHERE id = ?", (message_id,))
+        return bytes(row["raw"]) if row and row["raw"] is not None else None
+
     def conversation(self, conversation_id: int):
         return self.db.query_one("SELECT * FROM conversation WHERE id = ?", (conversation_id,))
 

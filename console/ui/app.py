@@ -688,6 +688,30 @@ class ConsoleApp(App):
         self.notify(Text.assemble("Showing ", safe_line(row.name, 40),
                                   " (n / N step through the matches; esc goes back to the list)"), timeout=3)
 
+    # ---- attachments ----------------------------------------------------------------------------
+    @work(thread=True, exit_on_error=False, group="attachments")
+    def save_attachments(self, entry) -> None:
+        """Save a message's attachments into `download_dir` under safe names (never a path the
+        sender chose, never over an existing file). Email attachments come from the kept MIME."""
+        from console.attachments import save as save_file
+        from console.mailparse import part_bytes
+
+        raw = self.store.message_raw(entry.id)
+        saved, missing = [], []
+        for attachment in entry.attachments:
+            data = part_bytes(raw, attachment.get("ref", "")) if raw and attachment.get("ref") else None
+            if data is None:
+                missing.append(attachment.get("name") or "attachment")
+                continue
+            saved.append(save_file(data, attachment.get("name") or "attachment", self.workspace.download_dir))
+        if saved:
+            names = ", ".join(p.name for p in saved)
+            self.call_from_thread(self.notify, Text(f"Saved to {self.workspace.download_dir}: {names}"), timeout=6)
+        if missing:
+            self.call_from_thread(self.notify, Text(
+                f"Not available offline: {', '.join(missing)} (only email attachments are kept with the message)"),
+                severity="warning")
+
     # ---- templates ------------------------------------------------------------------------------
     def action_insert_template(self) -> None:
         row = self.current

@@ -60,6 +60,7 @@ class Timeline(VerticalScroll, can_focus=True):
         Binding("G,end", "scroll_end", "Newest", id="timeline.bottom", show=False),
         Binding("z", "toggle_quotes", "Show quoted text", id="timeline.quotes"),
         Binding("escape", "back", "Back to the list", id="timeline.back", show=False),
+        Binding("d", "save_attachments", "Save attachments", id="timeline.save_attachments", show=False),
         Binding("n", "match(1)", "Next search match", id="timeline.next_match", show=False),
         Binding("N", "match(-1)", "Previous search match", id="timeline.previous_match", show=False),
     ]
@@ -87,6 +88,18 @@ class Timeline(VerticalScroll, can_focus=True):
             self.call_after_refresh(self.action_match, -1)  # the newest match first
         elif not self.highlight:
             self.call_after_refresh(self.scroll_end, animate=False)
+
+    def action_save_attachments(self) -> None:
+        """The attachments of the message the search is on, else of the newest message that has some."""
+        entry = None
+        if self.highlight and 0 <= self._match < len(self.entries) and self.entries[self._match].attachments:
+            entry = self.entries[self._match]
+        else:
+            entry = next((e for e in reversed(self.entries) if e.attachments), None)
+        if entry is None:
+            self.app.notify("No attachments in this customer's timeline.")
+            return
+        self.app.save_attachments(entry)
 
     def matches(self) -> list[int]:
         """Indexes of the entries holding a search word."""
