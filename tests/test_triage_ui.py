@@ -343,3 +343,24 @@ async def test_attachments_are_saved_under_safe_names(demo, tmp_path):
         assert saved.read_bytes() == b"%PDF-1.4 not really"
         await pilot.press("d")  # again: a second file, never overwriting the first
         await until(pilot, lambda: len(list(ws.download_dir.iterdir())) == 2, "a second copy")
+
+
+async def test_a_cancelled_reply_can_be_sent_again_as_a_new_send(demo):
+    ws, store = demo
+    ws.send_delay_seconds = 30
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        customer = app.current.customer_id
+        await pilot.press("r", *"Back in stock!", "ctrl+s")
+        await until(pilot, lambda: any(e.body == "Back in stock!" for e in app.timeline.entries), "queued")
+        await pilot.press("U")
+        await until(pilot, lambda: any(e.body == "Back in stock!" and e.status_detail == "cancelled"
+                                       for e in app.timeline.entries), "cancelled")
+        await pilot.press("R")
+        await until(pilot, lambda: [e.status for e in app.timeline.entries if e.body == "Back in stock!"]
+                    == ["failed", "queued"], "a new send queued")
+        keys = [r[0] for r in store.db.query(
+            "SELECT o.idempotency_key FROM outbox o JOIN message m ON m.id = o.message_id WHERE m.body = 'Back in stock!'")]
+        assert len(set(keys)) == 2
+        assert customer == app.current.customer_id

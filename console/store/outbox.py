@@ -198,8 +198,8 @@ class OutboxMixin:
         """Queue a copy of an outbound message whose delivery failed or is unknown, under a new
         idempotency key (the user checked and wants it sent); returns the new message id."""
         row = self.db.query_one("SELECT * FROM message WHERE id = ? AND direction = 'out'", (message_id,))
-        if row is None or row["status"] not in ("failed", "undelivered", "unknown", "cancelled"):
-            raise ValueError("only a failed, undelivered, cancelled or unknown reply can be sent again")
+        if row is None or row["status"] not in ("failed", "undelivered", "unknown"):
+            raise ValueError("only a failed, cancelled, undelivered or unknown reply can be sent again")
         return self.enqueue_reply(row["identity_id"], row["account"], row["channel"], row["body"],
                                   subject=row["subject"], author=row["author"] or "",
                                   conversation_id=row["conversation_id"])

@@ -58,6 +58,7 @@ class ConsoleApp(App):
         Binding("s", "snooze", "Snooze", id="conversation.snooze"),
         Binding("space", "next_waiting", "Next needing a reply", id="conversation.next_waiting", show=False),
         Binding("U", "undo_send", "Undo the last send", id="conversation.undo_send", show=False),
+        Binding("R", "send_again", "Send a failed reply again", id="conversation.send_again", show=False),
         Binding("i", "toggle_card", "Customer card", id="customer.card", show=False),
         Binding("t", "tag", "Tag (-name removes)", id="customer.tag", show=False),
         Binding("w", "note", "Write a note", id="customer.note", show=False),
@@ -430,6 +431,26 @@ class ConsoleApp(App):
             self.call_from_thread(self.refresh_all)
         else:
             self.call_from_thread(self.notify, "Too late to undo: the reply has already left.", severity="warning")
+
+    def action_send_again(self) -> None:
+        """Queue again the newest reply of this customer that failed, was cancelled, or whose
+        delivery is unknown (the user checked it did not arrive): a new send, with a new key."""
+        entry = next((e for e in reversed(self.timeline.entries) if e.direction == "out"
+                      and e.status in ("failed", "undelivered", "unknown")), None)
+        if entry is None:
+            self.notify("No failed, cancelled or unknown reply to send again for this customer.")
+            return
+        self._send_again(entry.id)
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _send_again(self, message_id: int) -> None:
+        try:
+            self.store.send_again(message_id)
+        except (ValueError, OptedOut) as exc:
+            self.call_from_thread(self.notify, Text(str(exc)), severity="warning")
+            return
+        self.call_from_thread(self.notify, "Queued again as a new send.", timeout=3)
+        self.call_from_thread(self.refresh_all)
 
     def action_done(self) -> None:
         self._set_status("done", ("open", "waiting", "snoozed"))
