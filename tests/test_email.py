@@ -692,6 +692,37 @@ def test_hostile_mail_never_crashes_the_sync_and_keeps_the_raw_bytes(tmp_path, d
     assert identity(store, "maria@example.com") is not None
 
 
+MAIL_PARSER_CORPUS = Path(__file__).resolve().parent.parent / ".venv" / "corpora" / "mail-parser"
+
+
+def mail_parser_corpus() -> list[Path]:
+    """The mail-parser sdist's malformed and real-world mails, fetched by scripts/setup-env --test."""
+    found = sorted(MAIL_PARSER_CORPUS.glob("mail_*")) if MAIL_PARSER_CORPUS.is_dir() else []
+    if not found:
+        import os
+
+        message = f"the mail-parser corpus is missing from {MAIL_PARSER_CORPUS}; run scripts/setup-env --test"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def test_the_mail_parser_corpus_goes_through_the_sync_intact(tmp_path, dovecot, smtp, trust, store):
+    corpus = mail_parser_corpus()
+    assert any("malformed" in p.name for p in corpus)
+    for path in corpus:
+        dovecot.deliver(path.read_bytes())
+    ws = config(tmp_path, dovecot, smtp, trust)
+    assert sync(ws, store) == {}
+    from console.mailparse import parse
+
+    ids = {parse(p.read_bytes()).message_id for p in corpus}
+    assert store.count_messages() == len(ids)  # one per distinct Message-ID, nothing lost
+    assert store.db.query_one("SELECT COUNT(*) FROM message WHERE raw IS NULL")[0] == 0
+    assert sync(ws, store) == {} and store.count_messages() == len(ids)  # and a second run adds nothing
+
+
 def test_cpython_email_test_messages_go_through_the_sync(tmp_path, dovecot, smtp, trust, store):
     corpus = sorted(Path("/usr/lib/python3.11/test/test_email/data").glob("msg_*.txt"))
     if not corpus:
