@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import pytest
 
 from conftest import free_port, spec_path
 

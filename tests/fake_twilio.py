@@ -22,7 +22,6 @@ import base64
 import email.utils
 import functools
 import json
-import os
 import re
 import secrets
 import socket
@@ -30,7 +29,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from conftest import spec_path

@@ -6,10 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from console.cli import main
-
 
 def console(*args, env=None, cwd=None, stdin=None):
     environment = dict(os.environ, **(env or {}))

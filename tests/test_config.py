@@ -1,6 +1,5 @@
 """Configuration: typed settings, and errors that name the file, the line and the key."""
 
-import os
 from pathlib import Path
 
 import pytest

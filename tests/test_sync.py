@@ -9,12 +9,9 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from console.config import parse
 from console.model import (Address, AuthError, InboundMessage, PermanentError, PullResult, SendResult,
                            TransientError)
-from console.store import ListFilter
 from console.sync import Engine, SyncLock, backoff
 
 PEER = Address("phone", "+15550100001", "Ann")

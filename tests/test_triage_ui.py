@@ -310,7 +310,7 @@ async def test_outside_the_whatsapp_window_an_approved_template_can_be_sent(demo
 async def test_attachments_are_saved_under_safe_names(demo, tmp_path):
     from email.message import EmailMessage
 
-    from console.model import Address, Attachment, InboundMessage, PullResult
+    from console.model import Address, InboundMessage, PullResult
 
     ws, store = demo
     ws.download_dir = tmp_path / "downloads"

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from console.config import ConfigError, demo_config, parse
+from console.config import ConfigError, parse
 from console.model import Address, InboundMessage, PullResult
 from console.store import ListFilter, Store
 from console.sync import Engine

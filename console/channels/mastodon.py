@@ -34,7 +34,6 @@ or a log line.
 
 from __future__ import annotations
 
-import asyncio
 import mimetypes
 import re
 import time
@@ -44,6 +43,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from console.channels.httpbase import TokenHttp
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.htmltext import html_to_text
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, Outgoing,
@@ -116,7 +116,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return None
 
 
-class MastodonChannel:
+class MastodonChannel(TokenHttp):
     """One Mastodon account, polled through its conversations. See the module docstring."""
 
     kind = KIND
@@ -136,17 +136,6 @@ class MastodonChannel:
         self._me: dict[str, Any] | None = None
 
     # ---- plumbing -----------------------------------------------------------------------------
-    async def _token_value(self) -> str:
-        if self._token is None:
-            assert isinstance(self._secret, Secret)
-            self._token = await asyncio.to_thread(self._secret.get)
-        return self._token
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), follow_redirects=False)
-        return self._client
-
     def scrub(self, text: str) -> str:
         return text.replace(self._token, "<access_token>") if self._token else text
 

@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from console.channels.httpbase import TokenHttp
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, InDoubtError, Outgoing,
                            PermanentError, PullResult, SendResult, TransientError)
@@ -187,7 +188,7 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(minutes) * 60.0 if minutes else None
 
 
-class MetaChannel:
+class MetaChannel(TokenHttp):
     """One Facebook Page (Messenger) and its linked Instagram account. See the module docstring."""
 
     kind = KIND
@@ -210,17 +211,6 @@ class MetaChannel:
         self._page: dict[str, Any] | None = None
 
     # ---- plumbing -----------------------------------------------------------------------------
-    async def _token_value(self) -> str:
-        if self._token is None:
-            assert isinstance(self._secret, Secret)
-            self._token = await asyncio.to_thread(self._secret.get)
-        return self._token
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), follow_redirects=False)
-        return self._client
-
     def _url(self, path_or_url: str) -> str:
         """An absolute URL for a Graph path, or a paging URL with its access_token removed."""
         if not path_or_url.startswith(("http://", "https://")):

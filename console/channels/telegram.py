@@ -16,7 +16,6 @@ The bot token is part of every URL path; it never appears in an error message or
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from console.channels.httpbase import TokenHttp
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, Outgoing,
                            PermanentError, PullResult, SendResult, TransientError)
@@ -102,7 +102,7 @@ _FILE_KINDS = {
 }
 
 
-class TelegramChannel:
+class TelegramChannel(TokenHttp):
     """One bot, polled with getUpdates. See the module docstring for ids and cursors."""
 
     kind = KIND
@@ -120,17 +120,6 @@ class TelegramChannel:
         self._client: httpx.AsyncClient | None = None
 
     # ---- plumbing -----------------------------------------------------------------------------
-    async def _token_value(self) -> str:
-        if self._token is None:
-            assert isinstance(self._secret, Secret)
-            self._token = await asyncio.to_thread(self._secret.get)
-        return self._token
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), follow_redirects=False)
-        return self._client
-
     def _transport_error(self, exc: Exception, what: str) -> TransientError:
         detail = scrub(str(exc), self._token or "")
         reason = type(exc).__name__ + (f": {detail}" if detail else "")

@@ -131,7 +131,9 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
             )
         return None
     identity_id, customer_id = resolve_identity(conn, msg.peer, region, at, msg.peer_links)
-    preview = one_line(msg.body or msg.subject, PREVIEW_LENGTH)
+    # Only the start can reach the preview: cleaning a whole 50 KB body for 160 characters cost
+    # a millisecond a message in the email benchmark.
+    preview = one_line((msg.body or msg.subject)[: PREVIEW_LENGTH * 8], PREVIEW_LENGTH)
     conv = _find_conversation(conn, account, msg)
     if conv is None:
         status = "open" if msg.direction == "in" else "waiting"

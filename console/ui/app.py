@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from console.config import ConfigError, WorkspaceConfig
-from console.store import ListFilter, ListRow, OptedOut, Presence, SearchSyntaxError, Store
+from console.store import ListRow, OptedOut, Presence, SearchSyntaxError, Store
 from console.sync import SyncLock
 from console.ui.commands import ConsoleCommands
 from console.ui.composer import Composer, Target
@@ -276,7 +276,7 @@ class ConsoleApp(App):
         if not flt.by_customer:
             text.append("  threads", style="dim")
         if flt.assignee:
-            text.append(f"  mine", style="bold")
+            text.append("  mine", style="bold")
         if flt.tag:
             text.append("  #")
             text.append_text(safe_line(flt.tag, 20, style="bold cyan"))

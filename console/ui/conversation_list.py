@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, replace
 
 from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.binding import Binding

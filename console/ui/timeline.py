@@ -44,10 +44,12 @@ class CustomerHeader(Static):
                 text.append(" (opted out)", style="bold red")
         if others:
             text.append(f"\n👁 {others}", style="bold magenta")
-        self.update(text)
+        text.no_wrap, text.overflow = True, "ellipsis"
+        # A fixed height (2 lines): no layout pass for the whole screen on every move of the selection.
+        self.update(text, layout=False)
 
     def clear(self) -> None:
-        self.update(Text("No conversation selected", style="dim"))
+        self.update(Text("No conversation selected", style="dim"), layout=False)
 
 
 class Timeline(VerticalScroll, can_focus=True):
