@@ -189,6 +189,11 @@ class TriageMixin:
             return conn.execute("UPDATE conversation SET assignee = ? WHERE customer_id = ? AND status != 'done'",
                                 (agent, customer_id)).rowcount
 
+    def assigned_to(self, customer_id: int, agent: str) -> bool:
+        return self.db.query_one(
+            "SELECT 1 FROM conversation WHERE customer_id = ? AND status != 'done' AND assignee = ?",
+            (customer_id, agent)) is not None
+
     def agents(self) -> list[str]:
         """Agents the workspace knows: assignees, note authors, reply authors and who is here."""
         rows = self.db.query(

@@ -539,8 +539,13 @@ class ConsoleApp(App):
     def action_assign_me(self) -> None:
         row = self._need_customer()
         if row is not None:
-            me = self.workspace.agent
-            self._write_assignee(row, None if row.assignee == me else me)
+            self._toggle_mine(row)
+
+    @work(thread=True, exit_on_error=False, group="write")
+    def _toggle_mine(self, row: ListRow) -> None:
+        """Mine -> nobody's; anything else -> mine (read from the store: the row may be a moment old)."""
+        me = self.workspace.agent
+        self._assign(row, None if self.store.assigned_to(row.customer_id, me) else me)
 
     def action_assign(self) -> None:
         row = self._need_customer()
@@ -562,6 +567,10 @@ class ConsoleApp(App):
 
     @work(thread=True, exit_on_error=False, group="write")
     def _write_assignee(self, row: ListRow, agent: str | None) -> None:
+        self._assign(row, agent)
+
+    def _assign(self, row: ListRow, agent: str | None) -> None:
+        """(In a worker thread.)"""
         self.store.assign(row.customer_id, agent)
         note = f"assigned to {agent}" if agent else "unassigned"
         self.call_from_thread(self.notify, Text.assemble(safe_line(row.name, 40), f": {note}"), timeout=2)

@@ -185,7 +185,7 @@ class ConversationList(ScrollView, can_focus=True):
 
     def _announce(self) -> None:
         row = self.selected
-        token = None if row is None else (row.key, row.conversation_id, row.since, row.preview)
+        token = None if row is None else (row.key, row.conversation_id, row.since, row.preview, row.assignee)
         if token != self._announced:
             self._announced = token
             self._selected_key = row.key if row else None
