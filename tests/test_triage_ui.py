@@ -333,8 +333,10 @@ async def test_attachments_are_saved_under_safe_names(demo, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         app.show_row(store.row_for(customer))
-        await until(pilot, lambda: app.timeline.entries and app.current.customer_id == customer, "Eve")
+        await until(pilot, lambda: app.current.customer_id == customer
+                    and any(e.attachments for e in app.timeline.entries), "Eve's mail with its attachment")
         app.timeline.focus()
+        await pilot.pause(0.05)
         await pilot.press("d")
         await until(pilot, lambda: (ws.download_dir).exists() and any(ws.download_dir.iterdir()), "the saved file")
         [saved] = list(ws.download_dir.iterdir())
