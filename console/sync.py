@@ -87,6 +87,9 @@ class AccountRun:
     failures: int = 0
     error: str = ""
     stopped: bool = False
+    # A credential the service refused when sending (e.g. SMTP login while IMAP works): the
+    # account shows it until a send succeeds, whatever the pulls say.
+    send_problem: tuple[str, str] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -122,6 +125,9 @@ class Engine:
                 interrupt()  # end a long poll (IMAP IDLE) now rather than at its timeout
 
     async def _state(self, name: str, state: str, detail: str = "", progress: tuple[int, int] | None = None) -> None:
+        problem = self.runs[name].send_problem
+        if problem is not None and state in ("ok", "syncing"):
+            state, detail = problem
         await asyncio.to_thread(self.store.set_account_state, name, self.runs[name].channel.kind, state,
                                 one_line(detail, 300), progress)
 
@@ -211,7 +217,8 @@ class Engine:
             await asyncio.to_thread(self.store.record_failed, out, str(exc), exc.opted_out)
         except (AuthError, ConfigError) as exc:
             await asyncio.to_thread(self.store.record_retry, out, str(exc), time.time() + 300)
-            await self._state(name, "auth" if isinstance(exc, AuthError) else "error", str(exc))
+            run.send_problem = ("auth" if isinstance(exc, AuthError) else "error", f"sending: {exc}")
+            await self._state(name, *run.send_problem)
         except TransientError as exc:
             if out.attempt >= MAX_SEND_ATTEMPTS:
                 await asyncio.to_thread(self.store.record_failed, out, f"gave up after {out.attempt} tries: {exc}")
@@ -227,6 +234,9 @@ class Engine:
                 await self._state(name, "error", f"internal error while sending: {type(exc).__name__}")
         else:
             await asyncio.to_thread(self.store.record_sent, out, result)
+            if run.send_problem is not None:
+                run.send_problem = None
+                await self._state(name, "ok")
 
     async def deliver_loop(self, name: str, once: bool = False) -> None:
         await self.reconcile_in_doubt(name)

@@ -201,3 +201,36 @@ def test_lock_is_released_when_the_holder_is_killed(tmp_path):
     holder.kill()
     holder.wait()
     assert SyncLock(tmp_path).acquire()
+
+
+def test_a_send_refused_for_credentials_stays_the_account_state_until_a_send_succeeds(store):
+    store.apply_pull("a", PullResult([inbound("1")]))
+    store.enqueue_reply(1, "a", "sms", "hello")
+    # Pulls keep working (IMAP fine) while sends are refused (SMTP login wrong).
+    ch = Scripted("a", [PullResult([inbound("2")]), PullResult([inbound("3")])], sends=[AuthError("SMTP login refused")])
+    engine = Engine(WS, store, {"a": ch})
+    run(engine)
+    [state] = store.account_states()
+    assert (state.state, state.detail) == ("auth", "sending: SMTP login refused")
+    with store.db.write() as conn:
+        conn.execute("UPDATE outbox SET next_try_at = 0")
+    run(engine)  # the same engine, the next pass: the send goes through
+    [state] = store.account_states()
+    assert state.state == "ok" and [o.body for o in ch.sent] == ["hello"]
+
+
+def test_a_send_in_doubt_that_cannot_be_checked_yet_is_never_sent_again(store):
+    store.apply_pull("a", PullResult([inbound("1")]))
+    store.enqueue_reply(1, "a", "sms", "hello")
+    store.claim_due(["a"])  # claimed, then the process died
+
+    def unreachable(out):
+        raise TransientError("service down")
+
+    ch = Scripted("a", reconcile=unreachable)
+    run(Engine(WS, store, {"a": ch}))
+    run(Engine(WS, store, {"a": ch}))
+    assert ch.sent == []
+    entry = store.timeline(1)[-1]
+    assert entry.status == "unknown" and "checking whether it was sent" in entry.status_detail
+    assert store.db.query_one("SELECT state FROM outbox")[0] == "sending"
