@@ -101,10 +101,10 @@ class Composer(Vertical):
         Binding("ctrl+s,ctrl+j", "send", "Send", id="composer.send", priority=True),
         Binding("escape", "close", "Close (keep draft)", id="composer.close"),
         Binding("ctrl+o", "next_target", "Other channel", id="composer.channel", priority=True),
-        Binding("ctrl+e", "external_editor", "Edit in $EDITOR", id="composer.editor", priority=True),
-        Binding("ctrl+t", "template", "Insert a template", id="composer.template", priority=True),
+        Binding("ctrl+t", "template", "Template", id="composer.template", priority=True),
+        Binding("ctrl+e", "external_editor", "Edit in $EDITOR", id="composer.editor", priority=True, show=False),
         Binding("ctrl+g", "human_agent", "Send as a human agent (Meta, 7 days)", id="composer.human_agent",
-                priority=True),
+                priority=True, show=False),
     ]
 
     class Send(Message):
