@@ -16,6 +16,7 @@
 4. Incremental sync with nothing new: mbsync again on its Maildir, console again on its store.
 
 Medians of --runs; ratios are console / mbsync. Goals: initial <= 1.5x mbsync, incremental <= mbsync.
+CONSOLE_BENCH_EXTRA adds TOML keys to console's email account, e.g. 'parse_workers = 2'.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ ca_file = "{server.cert}"
 sent_folder = "Sent"
 smtp_host = "127.0.0.1"
 smtp_port = 1
-"""
+""" + os.environ.get("CONSOLE_BENCH_EXTRA", "")
     os.environ["CONSOLE_BENCH_MAIL_PASSWORD"] = server.password
     return parse(text, data_dir / "config.toml")
 
