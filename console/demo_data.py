@@ -276,7 +276,7 @@ def _episode(rng: random.Random, person: Person, channel: str, subject: str, tur
             attachments: tuple[Attachment, ...] = ()
             if "attached" in text:
                 name = "quote.pdf" if "Quote" in text else "price-list.pdf"
-                attachments = (Attachment(name, "application/pdf", rng.randrange(40_000, 300_000)),)
+                attachments = (Attachment(name, "application/pdf", rng.randrange(40_000, 300_000), f"demo:{name}"),)
             out.append(DemoMessage(msg_id, thread, channel, direction, person.number, at, body,
                                    ("Re: " if turn else "") + email_subject, attachments))
         else:

@@ -247,6 +247,7 @@ class Engine:
             claimed = await asyncio.to_thread(self.store.claim_due, [name])
             for out in claimed:
                 await self.deliver(name, out)
+            await self.fetch_downloads(name)
             if once and not claimed:
                 return
             if not claimed:
@@ -254,6 +255,30 @@ class Engine:
                     await asyncio.wait_for(self._stop.wait(), timeout=OUTBOX_POLL)
                 except asyncio.TimeoutError:
                     pass
+
+    async def fetch_downloads(self, name: str) -> None:
+        """Attachments the UI asked for: fetched from the service, saved under a safe name in the
+        folder the request names (never a path the sender chose), recorded done or failed."""
+        from console.attachments import save
+
+        run = self.runs[name]
+        fetch = getattr(run.channel, "fetch_attachment", None)
+        for item in await asyncio.to_thread(self.store.pending_downloads, name):
+            if fetch is None or not item["ref"]:
+                await asyncio.to_thread(self.store.record_download, item["id"], "",
+                                        f"{run.channel.kind} attachments cannot be downloaded")
+                continue
+            try:
+                data = await asyncio.wait_for(fetch(item["external_id"], item["ref"]), timeout=SEND_TIMEOUT)
+                path = await asyncio.to_thread(save, data, item["name"], Path(item["folder"]))
+            except TransientError as exc:
+                log.info("%s: attachment not fetched yet: %s", name, exc)
+                return  # asked again on the next pass
+            except (ChannelError, ConfigError, OSError, asyncio.TimeoutError) as exc:
+                await asyncio.to_thread(self.store.record_download, item["id"], "",
+                                        one_line(str(exc) or type(exc).__name__, 300))
+                continue
+            await asyncio.to_thread(self.store.record_download, item["id"], str(path))
 
     async def tidy(self) -> None:
         """Snoozed conversations whose time came back to open; long-quiet waiting ones to done."""

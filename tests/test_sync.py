@@ -10,7 +10,7 @@ import sys
 import time
 
 from console.config import parse
-from console.model import (Address, AuthError, InboundMessage, PermanentError, PullResult, SendResult,
+from console.model import (Address, Attachment, AuthError, InboundMessage, PermanentError, PullResult, SendResult,
                            TransientError)
 from console.sync import Engine, SyncLock, backoff
 
@@ -234,3 +234,15 @@ def test_a_send_in_doubt_that_cannot_be_checked_yet_is_never_sent_again(store):
     entry = store.timeline(1)[-1]
     assert entry.status == "unknown" and "checking whether it was sent" in entry.status_detail
     assert store.db.query_one("SELECT state FROM outbox")[0] == "sending"
+
+
+def test_a_download_from_a_channel_that_cannot_fetch_fails_with_a_sentence(store, tmp_path):
+    message = inbound("1")
+    message.attachments = [Attachment("a.jpg", "image/jpeg", 10, "r1")]
+    store.apply_pull("a", PullResult([message]))
+    folder = tmp_path / "downloads"
+    [download] = store.request_downloads(store.timeline(1)[-1].id, str(folder))
+    run(Engine(WS, store, {"a": Scripted("a")}))
+    [item] = store.downloads([download])
+    assert (item["state"], item["error"]) == ("failed", "demo attachments cannot be downloaded")
+    assert not folder.exists()

@@ -366,3 +366,31 @@ async def test_a_cancelled_reply_can_be_sent_again_as_a_new_send(demo):
             "SELECT o.idempotency_key FROM outbox o JOIN message m ON m.id = o.message_id WHERE m.body = 'Back in stock!'")]
         assert len(set(keys)) == 2
         assert customer == app.current.customer_id
+
+
+async def test_attachments_kept_by_the_service_are_fetched_by_the_engine(demo, tmp_path):
+    from console.sync import Engine
+
+    ws, store = demo
+    ws.download_dir = tmp_path / "downloads"
+    row = store.db.query_one(
+        """SELECT c.customer_id FROM message m JOIN conversation c ON c.id = m.conversation_id
+           WHERE m.attachments LIKE '%demo:%' ORDER BY m.sent_at DESC LIMIT 1""")
+    customer = row[0]
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        app.show_row(store.row_for(customer))
+        await until(pilot, lambda: app.current.customer_id == customer
+                    and any(e.attachments for e in app.timeline.entries), "a mail with a PDF")
+        app.timeline.focus()
+        await pilot.pause(0.05)
+        await pilot.press("d")
+        await until(pilot, lambda: app._downloads, "the download requested")
+        engine_store = Store(ws.store_path)  # the engine, as its own process would
+        await Engine(ws, engine_store).run(once=True)
+        engine_store.close()
+        await until(pilot, lambda: not app._downloads, "the download reported")
+        [saved] = list(ws.download_dir.iterdir())
+        assert saved.suffix == ".pdf" and saved.read_bytes().startswith(b"%PDF-1.4")
+        assert any(f"Saved {saved}" in str(n.message) for n in app._notifications)

@@ -131,6 +131,27 @@ class DemoChannel:
                 related_keys=tuple(k for k in (out.thread_key, result.external_id) if k))))
         return result
 
+    async def fetch_attachment(self, external_id: str, ref: str) -> bytes:
+        """A small, valid one-page PDF standing in for the demo's quotes and price lists."""
+        if not ref.startswith("demo:"):
+            raise PermanentError("not a demo attachment")
+        title = ref[5:].replace("(", "").replace(")", "").replace("\\", "")
+        stream = f"BT /F1 18 Tf 72 720 Td (Crumb & Co. Bakery - {title}) Tj ET".encode()
+        objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+                   b"/Resources << /Font << /F1 5 0 R >> >> >>",
+                   b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+                   b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+        out, offsets = b"%PDF-1.4\n", []
+        for number, body in enumerate(objects, 1):
+            offsets.append(len(out))
+            out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+        xref = len(out)
+        out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+        out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+        out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+        return out
+
     async def reconcile(self, out: Outgoing) -> SendResult | None:
         # The demo "service" lives in this process: after a crash it certainly has nothing.
         return self._sent.get(out.idempotency_key)

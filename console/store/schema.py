@@ -160,6 +160,22 @@ MIGRATIONS: list[list[str]] = [
             updated_at REAL NOT NULL,
             PRIMARY KEY (agent, pid)
         )""",
+        # Attachments the UI asked for and the engine fetches from the service (the UI never
+        # calls a channel): pending -> done (with the saved path) or failed (with a sentence).
+        """CREATE TABLE download (
+            id INTEGER PRIMARY KEY,
+            message_id INTEGER NOT NULL REFERENCES message(id),
+            account TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            name TEXT NOT NULL,
+            folder TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+            path TEXT NOT NULL DEFAULT '',
+            error TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        "CREATE INDEX download_pending ON download(state, account)",
         """CREATE TABLE merge_log (
             id INTEGER PRIMARY KEY,
             kept_id INTEGER NOT NULL,

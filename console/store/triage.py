@@ -223,6 +223,38 @@ class TriageMixin:
             "SELECT agent, pid, customer_id, activity FROM presence WHERE pid IS NOT ? ORDER BY agent, pid",
             (exclude_pid,)) if _alive(r["pid"])]
 
+    # ---- attachments fetched by the engine -----------------------------------------------------
+    def request_downloads(self, message_id: int, folder: str) -> list[int]:
+        """Ask the engine to fetch every attachment of a message into `folder`; returns the ids."""
+        with self.db.write() as conn:
+            msg = conn.execute("SELECT account, attachments FROM message WHERE id = ?", (message_id,)).fetchone()
+            if msg is None or not msg["attachments"]:
+                return []
+            ids = []
+            for attachment in json.loads(msg["attachments"]):
+                ids.append(conn.execute(
+                    """INSERT INTO download (message_id, account, ref, name, folder, created_at, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    (message_id, msg["account"], attachment.get("ref") or "", attachment.get("name") or "attachment",
+                     folder, now(), now())).lastrowid)
+            return ids
+
+    def pending_downloads(self, account: str, limit: int = 10) -> list[dict]:
+        return [dict(r) for r in self.db.query(
+            """SELECT d.*, m.external_id FROM download d JOIN message m ON m.id = d.message_id
+               WHERE d.state = 'pending' AND d.account = ? ORDER BY d.id LIMIT ?""", (account, limit))]
+
+    def record_download(self, download_id: int, path: str = "", error: str = "") -> None:
+        with self.db.write() as conn:
+            conn.execute("UPDATE download SET state = ?, path = ?, error = ?, updated_at = ? WHERE id = ?",
+                         ("failed" if error else "done", path, error, now(), download_id))
+
+    def downloads(self, ids: list[int]) -> list[dict]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return [dict(r) for r in self.db.query(f"SELECT * FROM download WHERE id IN ({marks})", ids)]
+
     # ---- search -------------------------------------------------------------------------------
     def search(self, query: str, limit: int = 200) -> list[SearchHit]:
         """Messages matching `query` (words, and from:/channel:/tag:/status:/before:/after:),

@@ -99,6 +99,7 @@ class ConsoleApp(App):
         self._data_version = store.data_version()
         self._started = time.perf_counter()
         self._highlight: list[str] = []
+        self._downloads: list[int] = []  # attachment downloads asked of the engine, not reported yet
         self.presence: list[Presence] = []
         self._presence_token: tuple | None = None
         self.title = workspace.name
@@ -229,6 +230,8 @@ class ConsoleApp(App):
         return "; ".join(parts)
 
     def refresh_all(self) -> None:
+        if self._downloads:
+            self.check_downloads()
         self.conversations.reload()
         self.load_header()
         if self.current is not None:
@@ -727,9 +730,16 @@ class ConsoleApp(App):
         from console.mailparse import part_bytes
 
         raw = self.store.message_raw(entry.id)
+        if raw is None:
+            # Kept by the service only (MMS, Telegram, the demo...): the sync engine fetches them.
+            ids = self.store.request_downloads(entry.id, str(self.workspace.download_dir))
+            self._downloads.extend(ids)
+            self.call_from_thread(self.notify, f"Downloading {len(ids)} attachment{'s' if len(ids) != 1 else ''}…",
+                                  timeout=3)
+            return
         saved, missing = [], []
         for attachment in entry.attachments:
-            data = part_bytes(raw, attachment.get("ref", "")) if raw and attachment.get("ref") else None
+            data = part_bytes(raw, attachment.get("ref", "")) if attachment.get("ref") else None
             if data is None:
                 missing.append(attachment.get("name") or "attachment")
                 continue
@@ -738,9 +748,20 @@ class ConsoleApp(App):
             names = ", ".join(p.name for p in saved)
             self.call_from_thread(self.notify, Text(f"Saved to {self.workspace.download_dir}: {names}"), timeout=6)
         if missing:
-            self.call_from_thread(self.notify, Text(
-                f"Not available offline: {', '.join(missing)} (only email attachments are kept with the message)"),
-                severity="warning")
+            self.call_from_thread(self.notify, Text(f"Could not read {', '.join(missing)} from the message"),
+                                  severity="warning")
+
+    @work(thread=True, exit_on_error=False, group="attachments-check", exclusive=True)
+    def check_downloads(self) -> None:
+        """Say which requested attachments the engine has saved (or could not)."""
+        for item in self.store.downloads(list(self._downloads)):
+            if item["state"] == "pending":
+                continue
+            self._downloads.remove(item["id"])
+            if item["state"] == "done":
+                self.call_from_thread(self.notify, Text(f"Saved {item['path']}"), timeout=6)
+            else:
+                self.call_from_thread(self.notify, Text(f"{item['name']}: {item['error']}"), severity="warning")
 
     # ---- templates ------------------------------------------------------------------------------
     def action_insert_template(self) -> None:
