@@ -229,6 +229,17 @@ async def test_another_agent_replying_is_shown_within_a_second(demo):
         await until(pilot, lambda: "ben" not in str(app.composer.status.render()), "the warning gone")
 
 
+async def save_attachments_of(pilot, app, store: Store, customer: int) -> None:
+    """Show the customer, wait for a message with attachments, and press `d` in the timeline."""
+    await ready(pilot, app)
+    app.show_row(store.row_for(customer))
+    await until(pilot, lambda: app.current.customer_id == customer
+                and any(e.attachments for e in app.timeline.entries), "a message with attachments")
+    app.timeline.focus()
+    await pilot.pause(0.05)
+    await pilot.press("d")
+
+
 def _customer_on(store: Store, channel: str, older_than_hours: float, newer_than_hours: float = 1e9) -> int:
     now = __import__("time").time()
     row = store.db.query_one(
@@ -331,13 +342,7 @@ async def test_attachments_are_saved_under_safe_names(demo, tmp_path):
     customer = store.db.query_one("SELECT customer_id FROM identity WHERE address = 'eve@example.com'")[0]
     app = ConsoleApp(ws, store)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        app.show_row(store.row_for(customer))
-        await until(pilot, lambda: app.current.customer_id == customer
-                    and any(e.attachments for e in app.timeline.entries), "Eve's mail with its attachment")
-        app.timeline.focus()
-        await pilot.pause(0.05)
-        await pilot.press("d")
+        await save_attachments_of(pilot, app, store, customer)
         await until(pilot, lambda: (ws.download_dir).exists() and any(ws.download_dir.iterdir()), "the saved file")
         [saved] = list(ws.download_dir.iterdir())
         assert saved.parent == ws.download_dir and "\u202e" not in saved.name and "/" not in saved.name
@@ -379,13 +384,7 @@ async def test_attachments_kept_by_the_service_are_fetched_by_the_engine(demo, t
     customer = row[0]
     app = ConsoleApp(ws, store)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        app.show_row(store.row_for(customer))
-        await until(pilot, lambda: app.current.customer_id == customer
-                    and any(e.attachments for e in app.timeline.entries), "a mail with a PDF")
-        app.timeline.focus()
-        await pilot.pause(0.05)
-        await pilot.press("d")
+        await save_attachments_of(pilot, app, store, customer)
         await until(pilot, lambda: app._downloads, "the download requested")
         engine_store = Store(ws.store_path)  # the engine, as its own process would
         await Engine(ws, engine_store).run(once=True)
