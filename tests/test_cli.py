@@ -96,7 +96,18 @@ def test_check_prints_a_table_and_fails_on_a_bad_account(tmp_path):
 def test_export_import_round_trip_through_the_cli(tmp_path):
     path = write_config(tmp_path, DEMO)
     assert console("--config", str(path), "sync", "--once").returncode == 0
+    from console.config import load
+    from console.store import Store
+
+    store = Store(load(path).store_path)  # the triage data is part of a complete backup
+    store.add_tag(1, "wholesale")
+    store.add_note(1, "ana", "Pays by invoice")
+    store.save_draft(1, "ana", "Half an answer")
+    store.save_template("ready", "Hi {first_name}, it is ready")
+    store.close()
     dump = console("--config", str(path), "export").stdout
+    for kind in ("tag", "note", "draft", "template"):
+        assert f'"type": "{kind}"' in dump
     other = tmp_path / "other"
     other.mkdir()
     other_config = write_config(other, "")

@@ -1,6 +1,7 @@
 """Export and import: the whole workspace as JSON lines, a complete, re-importable backup.
 
-One object per line with a "type" field (customer, identity, conversation, message, cursor), in
+One object per line with a "type" field (customer, identity, conversation, message, cursor, and
+the triage data: tag, note, draft, template), in
 an order that import can apply line by line. Raw email bytes are base64. Import is idempotent:
 rows already present (same ids / same account + external id) are left alone.
 """
@@ -20,6 +21,10 @@ _TABLES = (
     ("conversation", "id"),
     ("message", "id"),
     ("cursor", "account"),
+    ("tag", "customer_id, name"),
+    ("note", "id"),
+    ("draft", "customer_id, agent"),
+    ("template", "name"),
 )
 
 
@@ -56,7 +61,12 @@ class BackupMixin:
                 "message": f"SELECT * FROM message WHERE conversation_id IN ({conv_ids})"
                            + ("" if since is None else " AND sent_at >= :since"),
                 "cursor": "SELECT * FROM cursor",
+                "template": "SELECT * FROM template",
             }
+            customers = ("" if since is None else
+                         f" WHERE customer_id IN (SELECT customer_id FROM conversation {conv_filter})")
+            for table in ("tag", "note", "draft"):
+                queries[table] = f"SELECT * FROM {table}{customers}"
             for table, key in _TABLES:
                 for row in conn.execute(queries[table] + f" ORDER BY {key}", {"since": since}):
                     yield json.dumps({"type": table, **_encode(row)}, ensure_ascii=False)
