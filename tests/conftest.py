@@ -57,6 +57,26 @@ def store(tmp_path: Path) -> Store:
     s.close()
 
 
+def sync_once(ws: WorkspaceConfig, store: Store) -> dict[str, str]:
+    """One engine pass over the workspace's accounts (pull until drained, then the outbox), as
+    `console sync --once` does; returns the accounts that failed."""
+    return asyncio.run(Engine(ws, store).run(once=True))
+
+
+def with_open_channel(ws: WorkspaceConfig, work):
+    """Run `await work(channel)` on the workspace's first account's adapter, then close it."""
+    from console.channels import open_channel
+
+    async def go():
+        channel = open_channel(ws.accounts[0], ws)
+        try:
+            return await work(channel)
+        finally:
+            await channel.close()
+
+    return asyncio.run(go())
+
+
 def workspace_from(text: str, tmp_path: Path) -> WorkspaceConfig:
     """A workspace config from TOML text, with its data dir inside tmp_path."""
     config_path = tmp_path / "config.toml"

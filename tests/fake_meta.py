@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from conftest import free_port
+from servers import http
 
 PAGE_SIZE = 25
 INSTAGRAM_MESSAGE_CAP = 20
@@ -97,30 +97,11 @@ class FakeMeta:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def start(self) -> "FakeMeta":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            wbufsize = 1 << 16  # headers and body in one segment: no Nagle / delayed-ACK stall per call
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = http.serve(self._handle)
         return self
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        http.stop(self.server)
 
     # ---- control API ----------------------------------------------------------------------------
     def add_user(self, name: str, platform: str = "messenger") -> dict:

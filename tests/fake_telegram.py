@@ -28,7 +28,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 
-from conftest import free_port, spec_path
+from conftest import spec_path
+from servers import http
 
 RETENTION = 24 * 3600
 BOT = {"id": 7000001, "is_bot": True, "first_name": "Acme Bot", "username": "acme_bot",
@@ -161,32 +162,14 @@ class FakeTelegram:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def start(self) -> "FakeTelegram":
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                fake._handle(self)
-
-            def do_GET(self) -> None:
-                fake._handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.server = http.serve(lambda request, method: self._handle(request))
         return self
 
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        http.stop(self.server)
 
     def now(self) -> float:
         return time.time() + self.clock_offset

@@ -8,7 +8,6 @@ statuses. Faults (rate limits) go through the mock's fault-injection control pla
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -18,12 +17,11 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from conftest import workspace_from
+from conftest import sync_once, with_open_channel, workspace_from
 from console.channels import open_channel
 from console.channels.mastodon import status_length
 from console.config import ConfigError
 from console.model import AuthError, TransientError
-from console.sync import Engine
 
 if os.environ.get("CI"):  # CI must run every test: a missing peer is an error there, not a skip
     import mastodon_mock.testing as mastodon_mock
@@ -100,20 +98,11 @@ def config(tmp_path, fake, token: str = TOKEN, extra: str = ""):
 
 
 def sync(tmp_path, fake, store, **kw) -> dict[str, str]:
-    """One engine pass over the Mastodon account (pull until drained, then the outbox)."""
-    return asyncio.run(Engine(config(tmp_path, fake, **kw), store).run(once=True))
+    return sync_once(config(tmp_path, fake, **kw), store)
 
 
 def with_channel(tmp_path, fake, work, **kw):
-    async def go():
-        ws = config(tmp_path, fake, **kw)
-        channel = open_channel(ws.accounts[0], ws)
-        try:
-            return await work(channel)
-        finally:
-            await channel.close()
-
-    return asyncio.run(go())
+    return with_open_channel(config(tmp_path, fake, **kw), work)
 
 
 def identity(store, account_id: str):

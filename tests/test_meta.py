@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import workspace_from
+from conftest import sync_once, with_open_channel, workspace_from
 from console.channels import open_channel
 from console.config import ConfigError
 from console.model import AuthError, TransientError
@@ -43,20 +43,11 @@ def config(tmp_path, fake, extra: str = "", rate: float = 200, token: str | None
 
 
 def sync(tmp_path, fake, store, **kw) -> dict[str, str]:
-    """One engine pass over the Page account (pull until drained, then the outbox)."""
-    return asyncio.run(Engine(config(tmp_path, fake, **kw), store).run(once=True))
+    return sync_once(config(tmp_path, fake, **kw), store)
 
 
 def with_channel(tmp_path, fake, work, **kw):
-    async def go():
-        ws = config(tmp_path, fake, **kw)
-        channel = open_channel(ws.accounts[0], ws)
-        try:
-            return await work(channel)
-        finally:
-            await channel.close()
-
-    return asyncio.run(go())
+    return with_open_channel(config(tmp_path, fake, **kw), work)
 
 
 def identity(store, user: dict):

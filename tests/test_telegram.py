@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import workspace_from
+from conftest import sync_once, workspace_from
 from console.channels import open_channel
 from console.config import ConfigError
 from console.model import Address, AuthError, InboundMessage, PullResult, TransientError
@@ -35,8 +35,7 @@ def config(tmp_path, fake, extra: str = "", poll_timeout: int = 0):
 
 
 def sync(tmp_path, fake, store, **kw) -> dict[str, str]:
-    """One engine pass over the configured Telegram account (pull until drained, then the outbox)."""
-    return asyncio.run(Engine(config(tmp_path, fake, **kw), store).run(once=True))
+    return sync_once(config(tmp_path, fake, **kw), store)
 
 
 def identity(store, address: str, kind: str = "telegram"):

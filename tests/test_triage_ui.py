@@ -229,12 +229,17 @@ async def test_another_agent_replying_is_shown_within_a_second(demo):
         await until(pilot, lambda: "ben" not in str(app.composer.status.render()), "the warning gone")
 
 
-async def save_attachments_of(pilot, app, store: Store, customer: int) -> None:
-    """Show the customer, wait for a message with attachments, and press `d` in the timeline."""
+async def show_customer(pilot, app, store: Store, customer: int, attachments: bool = False) -> None:
+    """Once the app is ready, show `customer` (as a search hit does) and wait for the timeline."""
     await ready(pilot, app)
     app.show_row(store.row_for(customer))
-    await until(pilot, lambda: app.current.customer_id == customer
-                and any(e.attachments for e in app.timeline.entries), "a message with attachments")
+    await until(pilot, lambda: app.current.customer_id == customer and app.timeline.entries
+                and (not attachments or any(e.attachments for e in app.timeline.entries)), "the customer")
+
+
+async def save_attachments_of(pilot, app, store: Store, customer: int) -> None:
+    """Show the customer with a message that has attachments, and press `d` in the timeline."""
+    await show_customer(pilot, app, store, customer, attachments=True)
     app.timeline.focus()
     await pilot.pause(0.05)
     await pilot.press("d")
@@ -256,9 +261,7 @@ async def test_whatsapp_free_text_is_refused_outside_the_24_hour_window(demo):
     assert customer is not None, "the demo has WhatsApp customers who wrote more than a day ago"
     app = ConsoleApp(ws, store)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        app.show_row(store.row_for(customer))
-        await until(pilot, lambda: app.timeline.entries and app.current.customer_id == customer, "the customer")
+        await show_customer(pilot, app, store, customer)
         before = replies_to(store, customer)
         await pilot.press("r", *"Are you still there?", "ctrl+s")
         await pilot.pause(0.3)
@@ -275,9 +278,7 @@ async def test_messenger_after_24_hours_sends_as_human_agent_with_ctrl_g(demo):
                               (__import__("time").time() - 48 * 3600, customer))
     app = ConsoleApp(ws, store)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        app.show_row(store.row_for(customer))
-        await until(pilot, lambda: app.timeline.entries and app.current.customer_id == customer, "the customer")
+        await show_customer(pilot, app, store, customer)
         await pilot.press("r")
         await until(pilot, lambda: app.composer.target and app.composer.target.channel == "messenger", "messenger")
         await pilot.press(*"Sorry for the wait!", "ctrl+s")
@@ -297,9 +298,7 @@ async def test_outside_the_whatsapp_window_an_approved_template_can_be_sent(demo
     customer = _customer_on(store, "whatsapp", older_than_hours=25)
     app = ConsoleApp(ws, store)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot, app)
-        app.show_row(store.row_for(customer))
-        await until(pilot, lambda: app.timeline.entries and app.current.customer_id == customer, "the customer")
+        await show_customer(pilot, app, store, customer)
         await pilot.press("r")
         await until(pilot, lambda: app.composer.target and app.composer.target.channel == "whatsapp", "WhatsApp")
         await pilot.press("ctrl+t")

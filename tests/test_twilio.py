@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import workspace_from
+from conftest import sync_once, workspace_from
 from console.channels import open_channel
 from console.config import ConfigError
 from console.model import Address, AuthError, InboundMessage, PermanentError, PullResult, TransientError
@@ -45,8 +45,7 @@ def config(tmp_path, fake, extra: str = "", auth: str | None = None):
 
 
 def sync(tmp_path, fake, store, **kw) -> dict[str, str]:
-    """One engine pass over the Twilio account (pull until drained, then the outbox)."""
-    return asyncio.run(Engine(config(tmp_path, fake, **kw), store).run(once=True))
+    return sync_once(config(tmp_path, fake, **kw), store)
 
 
 def step(tmp_path, fake, store, what: str, **kw) -> None:

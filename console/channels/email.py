@@ -298,7 +298,6 @@ class EmailChannel:
 
     # ---- pulling --------------------------------------------------------------------------------
     async def pull(self, cursor: str | None) -> PullResult:
-        self._interrupt.clear()
         work = asyncio.ensure_future(asyncio.to_thread(self._pull, cursor))
         work.add_done_callback(lambda done: done.cancelled() or done.exception())  # never "unretrieved"
         try:
@@ -309,12 +308,16 @@ class EmailChannel:
             raise
 
     def interrupt(self) -> None:
-        """End a pull waiting in IDLE within a second (thread-safe; the engine calls it on stop)."""
+        """End the pull waiting in IDLE within a second, or keep the next pull from waiting at all
+        (thread-safe; the engine calls it on stop, which may come between two pulls)."""
         self._interrupt.set()
 
     def _pull(self, cursor: str | None) -> PullResult:
         with self._pull_lock:
-            return self._pull_locked(cursor)
+            try:
+                return self._pull_locked(cursor)
+            finally:
+                self._interrupt.clear()  # consumed by this pull, never by the start of the next one
 
     def _pull_locked(self, cursor: str | None) -> PullResult:
         ahead = self._take_ahead(cursor)

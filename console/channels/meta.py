@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 import time
 from collections import deque
@@ -48,7 +47,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from console.channels.httpbase import TokenHttp
+from console.channels.httpbase import TokenHttp, scrub_httpx_logs
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, InDoubtError, Outgoing,
                            PermanentError, PullResult, SendResult, TransientError)
@@ -79,21 +78,7 @@ def scrub(text: str, token: str = "") -> str:
     return _TOKEN_IN_TEXT.sub(r"\1<page_access_token>", text)
 
 
-class _ScrubTokens(logging.Filter):
-    """httpx logs every request URL at INFO level; a Graph paging URL may hold the token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(scrub(str(a)) if isinstance(a, (str, httpx.URL)) else a for a in args)
-        if isinstance(record.msg, str):
-            record.msg = scrub(record.msg)
-        return True
-
-
-_httpx_log = logging.getLogger("httpx")
-if not any(isinstance(f, _ScrubTokens) for f in _httpx_log.filters):
-    _httpx_log.addFilter(_ScrubTokens())
+scrub_httpx_logs(scrub)
 
 
 def configure(account: AccountConfig, workspace: WorkspaceConfig) -> "MetaChannel":

@@ -16,14 +16,13 @@ The bot token is part of every URL path; it never appears in an error message or
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from typing import Any
 
 import httpx
 
-from console.channels.httpbase import TokenHttp
+from console.channels.httpbase import TokenHttp, scrub_httpx_logs
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, Outgoing,
                            PermanentError, PullResult, SendResult, TransientError)
@@ -44,21 +43,7 @@ def scrub(text: str, token: str = "") -> str:
     return _TOKEN_IN_TEXT.sub("bot<bot_token>", text)
 
 
-class _ScrubTokens(logging.Filter):
-    """httpx logs every request URL at INFO level; a Bot API URL holds the token."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.args = tuple(scrub(a) if isinstance(a, str) else scrub(str(a)) if isinstance(a, httpx.URL) else a
-                                for a in (record.args if isinstance(record.args, tuple) else (record.args,)))
-        if isinstance(record.msg, str):
-            record.msg = scrub(record.msg)
-        return True
-
-
-_httpx_log = logging.getLogger("httpx")
-if not any(isinstance(f, _ScrubTokens) for f in _httpx_log.filters):
-    _httpx_log.addFilter(_ScrubTokens())
+scrub_httpx_logs(scrub)
 
 
 class WebhookActiveError(ChannelError):

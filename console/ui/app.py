@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from console.config import ConfigError, WorkspaceConfig
-from console.store import ListRow, OptedOut, Presence, SearchSyntaxError, Store
+from console.store import ListRow, OptedOut, Presence, Store
 from console.sync import SyncLock
 from console.ui.commands import ConsoleCommands
 from console.ui.composer import Composer, Target
@@ -516,7 +516,7 @@ class ConsoleApp(App):
             else:
                 note = f"tagged #{self.store.add_tag(row.customer_id, value)}"
         except ValueError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="warning")
+            self.call_from_thread(self.notify, Text(str(exc)), severity="warning")
             return
         self.call_from_thread(self.notify, Text.assemble(safe_line(row.name, 40), f": {note}"), timeout=2)
         self.call_from_thread(self.refresh_all)
@@ -658,7 +658,7 @@ class ConsoleApp(App):
         try:
             self.store.split_identity(identity_id)
         except ValueError as exc:
-            self.call_from_thread(self.notify, str(exc), severity="warning")
+            self.call_from_thread(self.notify, Text(str(exc)), severity="warning")
             return
         self.call_from_thread(self.notify, "Identity split out into its own customer; ctrl+z undoes it.", timeout=4)
         self.call_from_thread(self.refresh_all)
@@ -680,12 +680,7 @@ class ConsoleApp(App):
         def lookup(text: str):
             if len(text.strip()) < 2:
                 return []
-            try:
-                found = self.store.search(text, limit=50)
-            except SearchSyntaxError:
-                raise
-            except Exception:  # noqa: BLE001 - a half-typed query must never break the prompt
-                return []
+            found = self.store.search(text, limit=50)  # SearchSyntaxError is shown in the prompt
             hits.clear()
             words = parse_search(text)[0]
             out = []
@@ -798,8 +793,8 @@ class ConsoleApp(App):
         account = next((a for a in self.workspace.accounts if a.name == target.account), None)
         approved = account.raw.get("templates", {}) if account is not None else {}
         if not isinstance(approved, dict) or not approved:
-            self.notify(f"No approved WhatsApp templates for account '{target.account}': add them under "
-                        "[accounts.templates] (name = ContentSid) in the config.", severity="warning")
+            self.notify(Text(f"No approved WhatsApp templates for account '{target.account}': add them under "
+                             "[accounts.templates] (name = ContentSid) in the config."), severity="warning")
             return
         first = values_for(row.name, self.workspace.agent, self.workspace.name, {}).get("first_name", "")
 
@@ -826,7 +821,7 @@ class ConsoleApp(App):
         def done(answer) -> None:
             if answer and answer[0].strip():
                 self.store.save_template(answer[0].strip(), body)
-                self.notify(f"Template '{answer[0].strip()}' saved; ctrl+t in the composer inserts it.")
+                self.notify(Text(f"Template '{answer[0].strip()}' saved; ctrl+t in the composer inserts it."))
 
         self.push_screen(PickScreen("Save the draft as a template named", lambda text: [],
                                     placeholder="e.g. order-ready"), done)

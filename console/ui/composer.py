@@ -214,7 +214,7 @@ class Composer(Vertical):
             return
         missing = unfilled(body)
         if missing:
-            self.app.notify(f"Fill in {', '.join('{' + m + '}' for m in missing)} first: the template left it open.",
+            self.app.notify(Text(f"Fill in {', '.join('{' + m + '}' for m in missing)} first: the template left it open."),
                             severity="warning")
             return
         options = {"tag": "HUMAN_AGENT"} if self.human_agent and target.window_closed else {}

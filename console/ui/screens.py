@@ -146,8 +146,7 @@ class PickScreen(ModalScreen[tuple[str, str | None] | None]):
         try:
             choices = self.lookup(text)
         except ValueError as exc:  # e.g. a search filter that cannot be understood
-            choices = []
-            self.query_one(OptionList).clear_options()
+            options.clear_options()
             options.add_option(Option(Text(str(exc), style="yellow"), disabled=True))
             return
         options.clear_options()
