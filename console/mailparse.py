@@ -39,7 +39,6 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?]*)\?=")
 _BETWEEN_WORDS = re.compile(r"(\?=)\s+(=\?)")
 _MSGID = re.compile(r"<([^<>\s]{1,900})>")
 _SURROGATES = re.compile("[\udc80-\udcff]")
-_NEWLINES = re.compile(r"\r\n?")
 _CHARSET_ALIASES = {"unknown-8bit": "utf-8", "x-unknown": "utf-8", "ansi_x3.4-1968": "ascii", "x-user-defined": "latin-1"}
 
 
@@ -148,10 +147,30 @@ def decode_header(value: object) -> str:
     return value.strip()[:MAX_HEADER]
 
 
+# "Name <local@domain>" or "local@domain", in the characters getaddresses() reads as atoms: the
+# usual forms, read without its character-by-character parser. Anything else (quotes, comments,
+# several addresses, groups, routes) goes to getaddresses(); tests/test_mailparse.py checks that
+# both agree.
+_ATOM = r'[^()<>@,:;."\[\] \t\r\n]+'
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_SIMPLE_ADDRESS = re.compile(
+    rf'[ \t]*(?:((?:[^()<>@,:;"\[\] \t\r\n]+[ \t]+)*[^()<>@,:;"\[\] \t\r\n]+)[ \t]*<({_ADDR_SPEC})>|({_ADDR_SPEC}))[ \t]*')
+
+
+def simple_address(value: str) -> tuple[str, str] | None:
+    """(display name, address) as getaddresses() reads one plain address, or None."""
+    found = _SIMPLE_ADDRESS.fullmatch(value)
+    if found is None:
+        return None
+    name, addr, bare = found.groups()
+    return ("", bare) if bare is not None else (" ".join(name.split()), addr)
+
+
 def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     try:
         values = [_unescape(str(v)) for v in (msg.get_all(name) or [])]
-        found = getaddresses(values)
+        simple = simple_address(values[0]) if len(values) == 1 else None
+        found = [simple] if simple is not None else getaddresses(values)
     except Exception:
         return []
     result = []
@@ -206,14 +225,20 @@ def _date(msg: Message) -> float | None:
 
 # ---- structure -------------------------------------------------------------------------------------
 
+def _within_limits(raw: bytes) -> bool:
+    """True when `raw` cannot have more than the allowed containers or parts (nearly all mail).
+
+    It counts plain substrings, a superset of what the patterns in `_cap` match: a
+    case-insensitive regex over a large base64 attachment costs milliseconds, these counts
+    microseconds."""
+    low = raw.lower()
+    return (low.count(b"boundary") + low.count(b"message/rfc822") + low.count(b"message/global") <= MAX_CONTAINERS
+            and raw.count(b"\n--") <= MAX_PARTS)
+
+
 def _cap(raw: bytes, problems: list[str]) -> bytes:
     """Cut a message with too many containers or parts so the parser's depth and time are bounded."""
-    # Fast path (nearly all mail): count plain substrings, a superset of what the patterns below
-    # match; when even that is within the limits nothing is cut. A case-insensitive regex over a
-    # large base64 attachment costs milliseconds, these counts microseconds.
-    low = raw.lower()
-    if (low.count(b"boundary") + low.count(b"message/rfc822") + low.count(b"message/global") <= MAX_CONTAINERS
-            and raw.count(b"\n--") <= MAX_PARTS):
+    if _within_limits(raw):
         return raw
     cut = len(raw)
     containers = _CONTAINER.finditer(raw)
@@ -231,10 +256,200 @@ def _cap(raw: bytes, problems: list[str]) -> bytes:
     return raw[:cut]
 
 
+# ---- the fast path: cutting the MIME tree with bytes.find ------------------------------------------
+#
+# The stdlib parser reads a message line by line in Python, base64 attachments included: most of
+# its time goes to bodies nobody reads up front. For well-formed mail, the tree can be cut at its
+# delimiter lines with `bytes.find` instead, reading each part's header block the way the stdlib
+# parser does and setting the body as the payload it would have set (the same `Message` objects,
+# so everything downstream is shared). Whenever the message is anything but plain (a bare CR
+# where it matters, a header the stdlib would flag, a missing or repeated delimiter, a message/*
+# part, multipart/digest, nested boundaries that overlap, too many parts), this returns None and the
+# stdlib parser reads the whole message: both paths give the same result on every message the
+# fast path accepts (tests/test_mailparse.py checks this on the corpora and on mutated mail).
+
+_HEADER_LINE = re.compile(r"[\041-\071\073-\176]+:")  # the stdlib's header line, less "From " and ":x"
+
+
+def _header_block(block: bytes) -> Message | None:
+    """The header block (ending with its line break) read as the stdlib parser reads it, or None
+    for anything it would flag as a defect or read differently (a bare CR, a line that is not a
+    header, a first line that is a continuation, an mbox "From " line)."""
+    msg = Message(policy=_POLICY)
+    if not block:
+        return msg
+    if block.count(b"\r") != block.count(b"\r\n"):
+        return None
+    lines = block.decode("ascii", "surrogateescape").split("\n")
+    if lines.pop() != "":
+        return None
+    current: list[str] | None = None
+    for line in lines:
+        line += "\n"
+        if line[0] in " \t":
+            if current is None:
+                return None
+            current.append(line)
+            continue
+        if not _HEADER_LINE.match(line):
+            return None
+        if current is not None:
+            msg.set_raw(*_POLICY.header_source_parse(current))
+        current = [line]
+    if current is not None:
+        msg.set_raw(*_POLICY.header_source_parse(current))
+    return msg
+
+
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
+def _headers(raw: bytes, start: int, end: int) -> tuple[Message, int] | None:
+    """The header block starting at `start`, parsed, and where its body starts."""
+    if raw.startswith(b"\n", start, end):
+        block, body = b"", start + 1
+    elif raw.startswith(b"\r\n", start, end):
+        block, body = b"", start + 2
+    else:
+        blank = _BLANK_LINE.search(raw, start, end)
+        if blank is None:
+            return None  # no blank line: headers running into the next delimiter or the end
+        block, body = raw[start:blank.start() + 1], blank.end()
+    msg = _header_block(block)
+    return None if msg is None else (msg, body)
+
+
+def _delimiters(raw: bytes, sep: bytes, start: int, end: int) -> list[tuple[int, int, bool]]:
+    """(line start, next line start, is the close delimiter) for each delimiter line of `sep`
+    in [start, end), up to the close delimiter; the lines the stdlib parser's boundary regex
+    matches: `sep`, an optional "--", spaces or tabs, then the end of the line."""
+    found: list[tuple[int, int, bool]] = []
+    pos = start
+    while True:
+        at = raw.find(sep, pos, end)
+        if at < 0:
+            return found
+        pos = at + 1
+        if at != start and raw[at - 1] != 10:
+            if raw[at - 1] == 13:
+                raise _Decline  # a bare CR ends a line for the stdlib parser, not here
+            continue  # not at the start of a line
+        after = at + len(sep)
+        close = raw.startswith(b"--", after, end)
+        if close:
+            after += 2
+        while after < end and raw[after] in (32, 9):
+            after += 1
+        if after == end:
+            line_end = end
+        elif raw[after] == 10:
+            line_end = after + 1
+        elif raw.startswith(b"\r\n", after, end):
+            line_end = after + 2
+        elif raw[after] == 13:
+            raise _Decline  # "--boundary" ended by a bare CR
+        else:
+            continue  # "--boundary" followed by more text: body text, not a delimiter
+        found.append((at, line_end, close))
+        if close:
+            return found
+
+
+class _Decline(Exception):
+    """The fast path cannot promise the stdlib parser's reading of this message."""
+
+
+def _fast_tree(raw: bytes) -> tuple[Message, list[tuple[str, Message]]] | None:
+    """(root, leaves as in `_walk`) cut with `bytes.find`, or None when the stdlib must parse."""
+    try:
+        return _cut(raw)
+    except _Decline:
+        return None
+
+
+def _cut(raw: bytes) -> tuple[Message, list[tuple[str, Message]]] | None:
+    top = _headers(raw, 0, len(raw))
+    if top is None:
+        return None
+    root, body = top
+    leaves: list[tuple[str, Message]] = []
+    containers = 0
+    # (path, part, body start, end, enclosing delimiters, is the top-level message)
+    stack: list[tuple[str, Message, int, int, tuple[bytes, ...], bool]] = [("", root, body, len(raw), (), True)]
+    while stack:
+        path, part, start, end, outer, is_top = stack.pop()
+        maintype = part.get_content_maintype()
+        if maintype == "message":
+            return None
+        if maintype != "multipart":
+            payload = raw[start:end]
+            if not is_top:  # the line break before a delimiter belongs to the delimiter
+                payload = payload[:-2] if payload.endswith(b"\r\n") else payload[:-1] if payload.endswith(b"\n") else payload
+            part.set_payload(payload.decode("ascii", "surrogateescape"))
+            leaves.append((path or "1", part))
+            continue
+        containers += 1
+        boundary = part.get_boundary()
+        if not boundary or part.get_content_type() == "multipart/digest" or containers > MAX_CONTAINERS:
+            return None
+        try:
+            sep = b"--" + boundary.encode("ascii", "surrogateescape")
+        except UnicodeEncodeError:
+            return None
+        if any(sep.startswith(o) or o.startswith(sep) for o in outer):
+            return None
+        delims = _delimiters(raw, sep, start, end)
+        if len(delims) < 2 or delims[0][2] or not delims[-1][2]:
+            return None  # no parts, or no close delimiter
+        children: list[tuple[str, Message, int, int, tuple[bytes, ...], bool]] = []
+        for number, ((_, content, _), (next_line, _, _)) in enumerate(zip(delims, delims[1:]), 1):
+            if content == next_line:
+                return None  # two delimiter lines in a row: the stdlib parser skips the second
+            child = _headers(raw, content, next_line)
+            if child is None:
+                return None
+            message, child_body = child
+            children.append((f"{path}.{number}" if path else str(number), message, child_body, next_line,
+                             (*outer, sep), False))
+        if len(leaves) + len(stack) + len(children) > MAX_PARTS:
+            return None
+        stack.extend(reversed(children))
+    return root, leaves
+
+
+def _tree(raw: bytes, problems: list[str], fast_path: bool = True) -> tuple[Message | None, list[tuple[str, Message]]]:
+    """The root and leaves of a message, by the fast path when it can, else by the stdlib parser."""
+    try:
+        fast = _fast_tree(raw) if fast_path else None
+    except Exception:
+        fast = None
+    if fast is not None:
+        return fast
+    try:
+        msg = message_from_bytes(_cap(raw, problems), policy=_POLICY)
+    except RecursionError:
+        problems.append("nested too deeply to read; only the headers are shown")
+        msg = _headers_only(raw)
+    except Exception as exc:
+        problems.append(f"could not read this message ({type(exc).__name__}); the original is kept")
+        msg = _headers_only(raw)
+    if msg is None:
+        return None, []
+    try:
+        return msg, _walk(msg)
+    except RecursionError:
+        problems.append("nested too deeply to read the body")
+    except Exception as exc:
+        problems.append(f"could not read the body ({type(exc).__name__}); the original is kept")
+    return msg, []
+
+
 def _is_attachment(part: Message) -> bool:
     disposition = str(part.get("Content-Disposition", "")).split(";", 1)[0].strip().lower()
     if disposition == "attachment":
         return True
+    if disposition != "inline" or part.get_content_maintype() == "text":
+        return False
     try:
         has_name = bool(part.get_param("name") or part.get_param("filename", header="content-disposition"))
     except Exception:
@@ -291,10 +506,10 @@ def _walk(msg: Message) -> list[tuple[str, Message]]:
     return leaves
 
 
-def _fill_content(msg: Message, mail: ParsedMail) -> None:
+def _fill_content(leaves: list[tuple[str, Message]], mail: ParsedMail) -> None:
     plain: list[str] = []
     html: list[str] = []
-    for path, part in _walk(msg):
+    for path, part in leaves:
         try:
             _take_part(path, part, mail, plain, html)
         except Exception as exc:  # one broken part must not hide the others
@@ -326,7 +541,9 @@ def _take_part(path: str, part: Message, mail: ParsedMail, plain: list[str], htm
             charset = part.get_content_charset()
         except Exception:
             charset = None
-        text = _NEWLINES.sub("\n", decode_bytes(_payload(part), charset))
+        text = decode_bytes(_payload(part), charset).replace("\r\n", "\n")
+        if "\r" in text:
+            text = text.replace("\r", "\n")
         (plain if ctype == "text/plain" else html).append(text)
         return
     if ctype.startswith("multipart/"):  # an empty or broken container
@@ -338,18 +555,11 @@ def _take_part(path: str, part: Message, mail: ParsedMail, plain: list[str], htm
 
 # ---- entry point -----------------------------------------------------------------------------------
 
-def parse(raw: bytes) -> ParsedMail:
-    """Parse one message. Never raises: what cannot be read is noted in `problems`."""
+def parse(raw: bytes, fast_path: bool = True) -> ParsedMail:
+    """Parse one message. Never raises: what cannot be read is noted in `problems`.
+    `fast_path=False` always uses the stdlib parser (the tests compare both)."""
     problems: list[str] = []
-    try:
-        capped = _cap(raw, problems)
-        msg = message_from_bytes(capped, policy=_POLICY)
-    except RecursionError:
-        problems.append("nested too deeply to read; only the headers are shown")
-        msg = _headers_only(raw)
-    except Exception as exc:
-        problems.append(f"could not read this message ({type(exc).__name__}); the original is kept")
-        msg = _headers_only(raw)
+    msg, leaves = _tree(raw, problems, fast_path)
     mail = ParsedMail(message_id="", problems=problems)
     if msg is None:
         mail.message_id = synthetic_message_id(raw)
@@ -370,7 +580,7 @@ def parse(raw: bytes) -> ParsedMail:
         problems.append(f"could not read the headers ({type(exc).__name__})")
         mail.message_id = mail.message_id or synthetic_message_id(raw)
     try:
-        _fill_content(msg, mail)
+        _fill_content(leaves, mail)
     except RecursionError:
         problems.append("nested too deeply to read the body")
     except Exception as exc:
@@ -387,11 +597,10 @@ def _headers_only(raw: bytes) -> Message | None:
         return None
 
 
-def part_bytes(raw: bytes, ref: str) -> bytes | None:
+def part_bytes(raw: bytes, ref: str, fast_path: bool = True) -> bytes | None:
     """The decoded content of the part `ref` (a path from `ParsedMail.attachments`), or None."""
     try:
-        msg = message_from_bytes(_cap(raw, []), policy=_POLICY)
-        for path, part in _walk(msg):
+        for path, part in _tree(raw, [], fast_path)[1]:
             if path == ref:
                 if part.get_content_type() in ("message/rfc822", "message/global"):
                     inner = part.get_payload()

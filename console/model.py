@@ -77,6 +77,10 @@ class InboundMessage:
     status_detail: str = ""
     # Thread keys this message may belong to when `thread_key` is not known yet (email References).
     related_keys: tuple[str, ...] = ()
+    # Last resort for a reply whose thread keys match nothing stored (email: a client that dropped
+    # References): its subject without "Re:" (console.subjects.reply_subject). It joins the same
+    # customer's latest conversation with that subject from the last SUBJECT_THREAD_DAYS.
+    reply_subject: str = ""
     edited: bool = False
     # Other addresses the service itself vouches belong to the same person (a Telegram contact's
     # shared phone number, the demo's made-up customers). A *new* identity joins the customer of

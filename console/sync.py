@@ -301,6 +301,7 @@ class Engine:
 
         Returns {account: reason} for the accounts that failed."""
         tasks = []
+        self.store.db.checkpoint_in_background()
         for name in self.runs:
             await self._state(name, "syncing")
             tasks.append(asyncio.create_task(self.pull_loop(name, once), name=f"pull:{name}"))
@@ -320,6 +321,7 @@ class Engine:
                     await run.channel.close()
                 except Exception:
                     log.exception("closing a channel failed")
+            await asyncio.to_thread(self.store.db.stop_background_checkpoints)
         failed = dict(self.errors)
         failed.update({name: run.error for name, run in self.runs.items() if run.error})
         return failed

@@ -207,7 +207,7 @@ def test_first_sync_files_each_mail_under_its_customer_and_threads_replies(tmp_p
     assert (pdf["name"], pdf["content_type"], pdf["size"]) == ("invoice 2231.pdf", "application/pdf", 20)
     raw = store.db.query_one("SELECT raw, html FROM message WHERE external_id = '<a1@example.org>'")
     assert raw["raw"].replace(b"\r\n", b"\n") == ALTERNATIVE_WITH_PDF.replace(b"\r\n", b"\n")
-    assert "<b>HTML</b>" in raw["html"]
+    assert raw["html"] is None and b"<b>HTML</b>" in raw["raw"], "the HTML is kept once, in the raw mail"
 
     async def fetch():
         channel = channel_for(ws)
@@ -219,6 +219,58 @@ def test_first_sync_files_each_mail_under_its_customer_and_threads_replies(tmp_p
     assert asyncio.run(fetch()) == b"%PDF-1.7 the invoice"
     before = snapshot(store)
     assert sync(ws, store) == {} and snapshot(store) == before, "a second run changes nothing"
+
+
+def test_a_reply_without_thread_headers_joins_by_subject_only_for_the_same_customer(tmp_path, dovecot, smtp, trust,
+                                                                                     store):
+    dovecot.deliver(mail("maria@example.com", "Order #118", "Candles?", msgid="<s1@example.com>",
+                         date="Mon, 02 Mar 2026 09:00:00 +0000"))
+    dovecot.deliver(mail("kofi@example.net", "Order #118", "Mine too", msgid="<s2@example.net>",
+                         date="Mon, 02 Mar 2026 09:05:00 +0000"))
+    # Her phone dropped In-Reply-To and References; a German client wrote "AW:".
+    dovecot.deliver(mail("maria@example.com", "RE: AW:  order #118", "And a card.", msgid="<s3@example.com>",
+                         date="Mon, 02 Mar 2026 10:00:00 +0000"))
+    # Not a reply: a new question that happens to reuse the subject stays its own conversation.
+    dovecot.deliver(mail("maria@example.com", "Order #118", "Another order", msgid="<s4@example.com>",
+                         date="Tue, 03 Mar 2026 10:00:00 +0000"))
+    # A reply months later starts over rather than reopening an old thread.
+    dovecot.deliver(mail("kofi@example.net", "Re: Order #118", "Back again", msgid="<s5@example.net>",
+                         date="Mon, 01 Jun 2026 10:00:00 +0000"))
+    ws = config(tmp_path, dovecot, smtp, trust)
+    assert sync(ws, store) == {}
+
+    def threads(address):
+        return [(t["thread_key"], t["message_count"]) for t in store.db.query(
+            "SELECT thread_key, message_count FROM conversation WHERE customer_id = ? ORDER BY id",
+            (identity(store, address)["customer_id"],))]
+
+    assert threads("maria@example.com") == [("<s1@example.com>", 2), ("<s4@example.com>", 1)]
+    assert threads("kofi@example.net") == [("<s2@example.net>", 1), ("<s5@example.net>", 1)]
+
+
+def test_the_lean_fetch_reads_what_imapclient_reads_from_dovecot(dovecot):
+    from console.channels.imapfetch import fetch_bodies
+
+    dovecot.deliver(HTML_ONLY)
+    dovecot.deliver(ALTERNATIVE_WITH_PDF, seen=True)
+    dovecot.deliver(mail("maria@example.com", "Bytes", "caf\xe9 \x1b[2J ) {5}\r\n* 1 FETCH (", msgid="<b1@example.com>"))
+    client = second_client(dovecot)
+    try:
+        client.select_folder("INBOX")
+        client.add_flags([2], ["$Label"])
+        uids = client.search(["ALL"])
+        client.normalise_times = False
+        expected = client.fetch(uids + [999], ["BODY.PEEK[]", "INTERNALDATE", "FLAGS"])
+        found = fetch_bodies(client, uids + [999])
+        assert sorted(found) == sorted(expected) == uids
+        for uid in uids:
+            assert found[uid].body == expected[uid][b"BODY[]"]
+            assert set(found[uid].flags) == set(expected[uid][b"FLAGS"])
+            assert found[uid].internal == expected[uid][b"INTERNALDATE"].timestamp()
+        assert b"$Label" in found[2].flags
+        assert client.noop()[0].startswith(b"NOOP"), "the connection is still in step for imapclient"
+    finally:
+        client.logout()
 
 
 def test_a_first_sync_goes_in_batches_with_progress(tmp_path, dovecot, smtp, trust, store):

@@ -240,3 +240,158 @@ def test_saving_never_overwrites_an_existing_file(tmp_path):
     assert (first.name, second.name) == ("order.pdf", "order (2).pdf")
     assert first.read_bytes() == b"one" and second.read_bytes() == b"two"
     assert first.parent == tmp_path
+
+
+# ---- the fast path reads every message exactly as the stdlib parser does ---------------------------
+
+MAIL_PARSER_CORPUS = Path(__file__).resolve().parent.parent / ".venv" / "corpora" / "mail-parser"
+
+
+def _sample_mails() -> list[bytes]:
+    """Well-formed mail of the shapes a mailbox is made of, in LF and CRLF."""
+    from email.message import EmailMessage
+
+    shapes = []
+    plain = EmailMessage()
+    plain["From"], plain["To"], plain["Subject"] = "Maria Lopez <maria@example.com>", "shop@acme.test", "Cake"
+    plain["Message-ID"] = "<p1@example.com>"
+    plain.set_content("Is the cake ready?\n\n> quoted\n-- \nMaria\n")
+    shapes.append(plain)
+    alternative = EmailMessage()
+    alternative["From"], alternative["Subject"] = "=?utf-8?q?Ren=C3=A9?= <rene@example.org>", "=?utf-8?b?Q2Fmw6k=?="
+    alternative["To"] = '"Acme, Bakery" <shop@acme.test>, other@example.net'
+    alternative.set_content("café crème ½ " * 40)
+    alternative.add_alternative("<p>café <a href='https://x.example'>link</a></p>", subtype="html")
+    shapes.append(alternative)
+    mixed = EmailMessage()
+    mixed["From"], mixed["Subject"] = "J. Demir <jonas@mail.example>", "Invoice"
+    mixed.set_content("See attached.\n")
+    mixed.add_alternative("<b>See attached.</b>", subtype="html")
+    mixed.add_attachment(bytes(range(256)) * 300, maintype="application", subtype="pdf", filename="invoice #1.pdf")
+    mixed.add_attachment("naïve text attachment\n", filename="notes.txt")
+    mixed.add_attachment(b"\x89PNG" + b"\x00" * 5000, maintype="image", subtype="png", filename="Straße café.png")
+    shapes.append(mixed)
+    related = EmailMessage()
+    related["From"] = "news@example.com"
+    related.set_content("text\n")
+    related.add_related(b"GIF89a" + b"\x01" * 100, maintype="image", subtype="gif", cid="<logo@x>")
+    shapes.append(related)
+    raws = []
+    for msg in shapes:
+        data = msg.as_bytes()
+        raws += [data, data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), data.replace(b"\r\n", b"\n")]
+    # By hand: a preamble and epilogue, a quoted boundary with spaces after a delimiter, a part
+    # without headers, quoted-printable, an RFC 2231 file name and an attachment-looking inline part.
+    raws.append(crlf(
+        'From: shop@acme.test\nTo: Kofi <kofi@example.net>\nMessage-ID: <h1@acme.test>\n'
+        'Content-Type: multipart/mixed; boundary="b 1"\n\nThis is a preamble.\n--b 1  \n\nno headers here\n'
+        '--b 1\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n\n'
+        'caf=C3=A9 =\nsoft break\n--b 1\nContent-Type: application/octet-stream\n'
+        "Content-Disposition: attachment; filename*=utf-8''na%C3%AFve.bin\nContent-Transfer-Encoding: base64\n\n"
+        'AAECAwQ=\n--b 1\nContent-Type: image/jpeg; name="inline.jpg"\nContent-Disposition: inline\n\n'
+        'jpegdata\n--b 1--\nepilogue\n'))
+    return raws
+
+
+def _mutations(raw: bytes, rnd) -> list[bytes]:
+    """Damage of the kinds real mail has: lines lost or doubled, bare CRs, cuts, stray delimiters."""
+    lines = raw.split(b"\n")
+    out = []
+    for _ in range(12):
+        changed = list(lines)
+        at = rnd.randrange(len(changed))
+        kind = rnd.randrange(8)
+        if kind == 0:
+            del changed[at]
+        elif kind == 1:
+            changed.insert(at, changed[at])
+        elif kind == 2:
+            changed[at] = changed[at] + b"\r"
+        elif kind == 3:
+            changed.insert(at, b"--" + (changed[at][2:] if changed[at].startswith(b"--") else b"b 1"))
+        elif kind == 4:
+            changed.insert(at, b"not a header line")
+        elif kind == 5:
+            changed.insert(at, b" continued")
+        elif kind == 6:
+            changed[at] = changed[at].replace(b"boundary", b"boundery")
+        else:
+            changed = changed[:at]
+        out.append(b"\n".join(changed))
+    return out
+
+
+def _corpus() -> list[bytes]:
+    files = [*CPYTHON_CORPUS, *sorted(MAIL_PARSER_CORPUS.glob("*"))]
+    return [path.read_bytes() for path in files if path.is_file()]
+
+
+def test_the_fast_path_reads_every_mail_it_accepts_exactly_as_the_stdlib_parser():
+    import random
+
+    from console import mailparse
+
+    rnd = random.Random(20261123)
+    samples = _sample_mails()
+    messages = samples + _corpus() + [m for raw in samples for m in _mutations(raw, rnd)]
+    accepted = 0
+    for raw in messages:
+        if not mailparse._within_limits(raw):
+            continue  # the stdlib path cuts such mail first; the fast path reads all of it
+        fast, slow = parse(raw), parse(raw, fast_path=False)
+        assert fast == slow, raw[:300]
+        for attachment in fast.attachments:
+            assert part_bytes(raw, attachment.ref) == part_bytes(raw, attachment.ref, fast_path=False)
+        accepted += mailparse._fast_tree(raw) is not None
+    assert all(mailparse._fast_tree(raw) is not None for raw in samples), "ordinary mail must take the fast path"
+    assert accepted > len(samples) + 50, accepted  # and so must much of the corpus and the damaged mail
+
+
+@pytest.mark.parametrize("value", [
+    "Maria Lopez <maria@example.com>", "maria@example.com", "  J. Demir\t<j.demir@mail.example>  ",
+    "Jonas.Demir <j@x.example>", "=?utf-8?q?Ren=C3=A9?= <rene@example.org>", "Müller  Weber <mw@example.de>",
+    '"Lopez, Maria" <maria@example.com>', "maria@example.com (Maria)", "a@b.example, c@d.example",
+    "<maria@example.com>", "Name<a@b.example>", "a..b@x.example", "a@b..example", "Group: a@b.example;",
+    "<@route:a@b.example>", "a@[192.0.2.1]", "x\x01y <a@b.example>", "@b.example", "a@", "",
+    "Maria <maria@example.com> trailing", "Maria <<maria@example.com>>", "O'Neil Ann <ann@example.ie>",
+])
+def test_plain_addresses_are_read_as_getaddresses_reads_them(value):
+    from email.utils import getaddresses
+
+    from console.mailparse import simple_address
+
+    simple = simple_address(value)
+    if simple is not None:
+        assert [simple] == getaddresses([value])
+
+
+def test_every_address_header_of_the_corpora_reads_as_getaddresses_reads_it():
+    from email import message_from_bytes
+    from email.utils import getaddresses
+
+    from console.mailparse import simple_address
+
+    checked = 0
+    for raw in _corpus() + _sample_mails():
+        msg = message_from_bytes(raw)
+        for name in ("From", "To", "Cc", "Reply-To", "Sender"):
+            for value in msg.get_all(name) or []:
+                value = str(value)
+                simple = simple_address(value)
+                if simple is not None:
+                    assert [simple] == getaddresses([value]), value
+                    checked += 1
+    assert checked > 50
+
+
+@pytest.mark.parametrize("subject, key", [
+    ("Re: Order #118", "order #118"), ("RE: AW: Fwd:  Order   #118 ", "order #118"), ("Re[2]: Cake", "cake"),
+    ("Re^3: Cake", "cake"), ("[Acme] Re: Cake", "cake"), ("SV: Tårta", "tårta"), ("Order #118", ""),
+    ("Re:", ""), ("Reply needed", ""), ("Fw: invoice", "invoice"), ("Re: Re: ", ""),
+])
+def test_a_reply_subject_is_the_subject_it_answers_and_empty_for_anything_else(subject, key):
+    from console.subjects import reply_subject, subject_key
+
+    assert reply_subject(subject) == key
+    if key:
+        assert subject_key(subject) == subject_key(key.title()) == key

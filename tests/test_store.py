@@ -211,3 +211,26 @@ def test_long_quiet_waiting_conversations_close_and_reopen_on_news(store):
     assert store.status_counts(ListFilter()) | {} == {**store.status_counts(ListFilter()), "done": 1, "waiting": 1}
     store.apply_pull("a", PullResult([msg("4", ANN_SMS, at=NOW - 10)]))
     assert store.status_counts(ListFilter())["open"] == 1
+
+
+def test_background_checkpoints_copy_the_wal_into_the_database_while_the_writer_goes_on(tmp_path):
+    store = Store(tmp_path / "c.db")
+    path = tmp_path / "c.db"
+    store.db.checkpoint_in_background(every=0.05)
+    try:
+        assert store.db.query_one("PRAGMA wal_autocheckpoint")[0] == 0, "the writer no longer checkpoints"
+        before = path.stat().st_size
+        peer = Address("email", "maria@example.com")
+        for batch in range(5):
+            store.apply_pull("mail", PullResult(messages=[
+                msg(f"<{batch}-{n}@x>", peer, channel="email", thread=f"t{n}", raw=b"x" * 20_000)
+                for n in range(50)]))
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 5_000_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size >= before + 5_000_000, "the thread copied the WAL into the database file"
+    finally:
+        store.db.stop_background_checkpoints()
+    assert store.db.query_one("PRAGMA wal_autocheckpoint")[0] == 1000
+    assert store.count_messages() == 250
+    store.close()

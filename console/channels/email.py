@@ -10,8 +10,9 @@ When caught up and the server has IDLE, `pull` waits in IDLE on the first folder
 
 Identity of a message: its Message-ID (`<...>`), or for mail without one a hash of its bytes.
 Thread key: the thread's root Message-ID; `related_keys` (References + In-Reply-To) let a reply
-whose References were trimmed still find its conversation. Subject-only threading is not done
-here (see notes/email-core.md).
+whose References were trimmed still find its conversation; a reply whose headers match nothing
+stored joins the same customer's recent conversation with the same subject ("Re:" and the like
+removed; console/subjects.py), the last resort the store applies.
 
 Peer: the sender for inbound mail; for our own mail (found in the Sent folder, or From our
 address) the first To recipient, direction "out". A Reply-To that differs from the sender is shown
@@ -64,7 +65,9 @@ from pathlib import Path
 from typing import Callable
 
 from console.config import AccountConfig, ConfigError, Secret, WorkspaceConfig
+from console.channels.imapfetch import Fetched, UnexpectedResponse, fetch_bodies
 from console.mailparse import ParsedMail, parse, part_bytes
+from console.subjects import reply_subject
 from console.model import (Address, AuthError, ChannelError, InboundMessage, Outgoing, PermanentError, PullResult,
                            SendResult, TransientError)
 
@@ -495,20 +498,18 @@ class EmailChannel:
             if ahead and self._closing.is_set():
                 raise TransientError(f"{self.account}: stopped")  # a prefetch nobody will use
             chunk = uids[start:start + FETCH_CHUNK]
-            data = conn.fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE", "FLAGS"])
+            data = self._fetch_chunk(conn, chunk)
             self._step("fetched")
             raws: list[bytes] = []
             dates: list[float | None] = []
             for uid in chunk:
                 item = data.get(uid)
-                if not item:
+                if item is None:
                     continue  # expunged between SEARCH and FETCH: it is gone from the server
-                flags = item.get(b"FLAGS", ())
-                if sent and (PENDING.encode() in flags or (not self._keywords_ok and b"\\Draft" in flags)):
+                if sent and (PENDING.encode() in item.flags or (not self._keywords_ok and b"\\Draft" in item.flags)):
                     continue  # our own send in progress: the outbox owns it until it is settled
-                raws.append(item.get(b"BODY[]") or b"")
-                internal = item.get(b"INTERNALDATE")
-                dates.append(internal.timestamp() if internal else None)
+                raws.append(item.body)
+                dates.append(item.internal)
             del data
             workers = max(1, self._workers()) if self._pool is not None else 1
             step = max(1, -(-len(raws) // workers))
@@ -516,6 +517,20 @@ class EmailChannel:
             waiting.append((jobs, raws, dates))
             collect(1)
         collect(0)
+        return found
+
+    def _fetch_chunk(self, conn, uids: list[int]) -> dict[int, Fetched]:
+        """Bodies, flags and dates by UID: the lean reader, or imapclient when it cannot read the answer."""
+        try:
+            return fetch_bodies(conn, uids)
+        except UnexpectedResponse as exc:
+            log.info("%s: reading FETCH the slow way (%s)", self.account, exc)
+        found = {}
+        for uid, item in conn.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE", "FLAGS"]).items():
+            body = item.get(b"BODY[]")
+            if isinstance(body, bytes):
+                internal = item.get(b"INTERNALDATE")
+                found[uid] = Fetched(body, tuple(item.get(b"FLAGS", ())), internal.timestamp() if internal else None)
         return found
 
     def to_inbound(self, mail: ParsedMail, raw: bytes, from_sent_folder: bool, internal: float | None) -> InboundMessage:
@@ -549,6 +564,7 @@ class EmailChannel:
             attachments=list(mail.attachments),
             status="sent" if ours else None,
             related_keys=mail.related,
+            reply_subject=reply_subject(mail.subject),
         )
 
     def _idle(self, conn, folder: str, seconds: float) -> bool:

@@ -35,6 +35,8 @@ class Database:
             raise StoreError(f"cannot open the workspace {path}: {exc}") from None
         self.conn.row_factory = sqlite3.Row
         self.lock = threading.RLock()
+        self._checkpointer: threading.Thread | None = None
+        self._checkpointer_stop = threading.Event()
         try:
             self.conn.execute("PRAGMA busy_timeout = 10000")
             self.conn.execute("PRAGMA journal_mode = WAL")
@@ -97,7 +99,52 @@ class Database:
         with self.lock:
             return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
+    # ---- checkpoints away from the writer ------------------------------------------------------
+    def checkpoint_in_background(self, every: float = 0.5) -> None:
+        """For the process that writes the most (the sync engine): its commits stop copying the WAL
+        back into the database file themselves (SQLite's auto-checkpoint, which also waits for
+        an fsync); a thread with its own connection does it every `every` seconds, while the
+        writer goes on. A first sync of a large mailbox spent about a quarter of its time in those
+        checkpoints (bench/README.md). Other processes keep SQLite's default; nothing changes for
+        durability (synchronous=NORMAL in WAL mode never fsyncs a commit), and if this thread
+        stops, the WAL only grows until the next checkpoint by anyone."""
+        if self._checkpointer is not None or str(self.path) == ":memory:":
+            return
+        self._checkpointer_stop.clear()
+        with self.lock:
+            self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        thread = threading.Thread(target=self._checkpoints, args=(every,), name="sqlite-checkpoint", daemon=True)
+        self._checkpointer = thread
+        thread.start()
+
+    def _checkpoints(self, every: float) -> None:
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error:
+            return
+        try:
+            while True:
+                stopping = self._checkpointer_stop.wait(every)
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # busy or locked: the next round (or the writer's own checkpoint) does it
+                if stopping:
+                    return
+        finally:
+            conn.close()
+
+    def stop_background_checkpoints(self) -> None:
+        thread, self._checkpointer = self._checkpointer, None
+        if thread is None:
+            return
+        self._checkpointer_stop.set()
+        thread.join()
+        with self.lock:
+            self.conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default
+
     def close(self) -> None:
+        self.stop_background_checkpoints()
         with self.lock:
             self.conn.close()
 

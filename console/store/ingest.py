@@ -14,9 +14,11 @@ import uuid
 from console.identity import normalize
 from console.model import Address, InboundMessage, PullResult
 from console.sanitize import one_line
+from console.subjects import subject_key
 from console.store.db import Database, now
 
 PREVIEW_LENGTH = 160
+SUBJECT_THREAD_DAYS = 60
 
 
 def resolve_identity(conn: sqlite3.Connection, peer: Address, region: str, at: float,
@@ -58,22 +60,36 @@ def resolve_identity(conn: sqlite3.Connection, peer: Address, region: str, at: f
     return identity_id, customer_id
 
 
-def _find_conversation(conn: sqlite3.Connection, account: str, msg: InboundMessage) -> sqlite3.Row | None:
+def _find_conversation(conn: sqlite3.Connection, account: str, msg: InboundMessage,
+                       customer_id: int) -> sqlite3.Row | None:
     row = conn.execute(
         "SELECT * FROM conversation WHERE account = ? AND thread_key = ?", (account, msg.thread_key)
     ).fetchone()
-    if row or not msg.related_keys:
+    if row:
         return row
-    keys = list(msg.related_keys)[-50:]
-    marks = ",".join("?" * len(keys))
-    return conn.execute(
-        f"""SELECT c.* FROM message m JOIN conversation c ON c.id = m.conversation_id
-            WHERE m.account = ? AND m.external_id IN ({marks})
-            ORDER BY m.sent_at DESC LIMIT 1""",
-        (account, *keys),
-    ).fetchone() or conn.execute(
-        f"SELECT * FROM conversation WHERE account = ? AND thread_key IN ({marks}) LIMIT 1", (account, *keys)
-    ).fetchone()
+    if msg.related_keys:
+        keys = list(msg.related_keys)[-50:]
+        marks = ",".join("?" * len(keys))
+        row = conn.execute(
+            f"""SELECT c.* FROM message m JOIN conversation c ON c.id = m.conversation_id
+                WHERE m.account = ? AND m.external_id IN ({marks})
+                ORDER BY m.sent_at DESC LIMIT 1""",
+            (account, *keys),
+        ).fetchone() or conn.execute(
+            f"SELECT * FROM conversation WHERE account = ? AND thread_key IN ({marks}) LIMIT 1", (account, *keys)
+        ).fetchone()
+        if row:
+            return row
+    if msg.reply_subject:
+        recent = conn.execute(
+            """SELECT * FROM conversation WHERE customer_id = ? AND account = ? AND last_message_at >= ?
+               ORDER BY last_message_at DESC LIMIT 50""",
+            (customer_id, account, msg.sent_at - SUBJECT_THREAD_DAYS * 86400),
+        )
+        for candidate in recent:
+            if subject_key(candidate["subject"]) == msg.reply_subject:
+                return candidate
+    return None
 
 
 def _after_message(conn: sqlite3.Connection, conv: sqlite3.Row, direction: str, at: float,
@@ -134,7 +150,7 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
     # Only the start can reach the preview: cleaning a whole 50 KB body for 160 characters cost
     # a millisecond a message in the email benchmark.
     preview = one_line((msg.body or msg.subject)[: PREVIEW_LENGTH * 8], PREVIEW_LENGTH)
-    conv = _find_conversation(conn, account, msg)
+    conv = _find_conversation(conn, account, msg, customer_id)
     if conv is None:
         status = "open" if msg.direction == "in" else "waiting"
         conv_id = conn.execute(
@@ -150,6 +166,8 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
     else:
         conv_id = conv["id"]
         _after_message(conn, conv, msg.direction, msg.sent_at, preview, msg.subject)
+    # HTML is kept only when it is the original (Mastodon): an email's HTML is in its raw bytes,
+    # and storing it twice cost a tenth of a millisecond a message in a mailbox's first sync.
     attachments = json.dumps([
         {"name": a.name, "content_type": a.content_type, "size": a.size, "ref": a.ref} for a in msg.attachments
     ]) if msg.attachments else None
@@ -158,7 +176,7 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
                subject, body, html, raw, attachments, status, status_detail, author, edited, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (conv_id, account, msg.external_id, msg.channel, msg.direction, identity_id, msg.sent_at,
-         msg.subject, msg.body, msg.html, msg.raw, attachments,
+         msg.subject, msg.body, msg.html if msg.raw is None else None, msg.raw, attachments,
          msg.status or ("sent" if msg.direction == "out" else None), msg.status_detail, author,
          int(msg.edited), at),
     ).lastrowid
