@@ -81,6 +81,10 @@ class InboundMessage:
     # References): its subject without "Re:" (console.subjects.reply_subject). It joins the same
     # customer's latest conversation with that subject from the last SUBJECT_THREAD_DAYS.
     reply_subject: str = ""
+    # What makes this message itself beyond its external id (email: sender, Date and Subject). A
+    # message whose id is stored with another fingerprint is a different one reusing that id: the
+    # store keeps it as "<id>#<fingerprint>" rather than dropping it as a duplicate.
+    fingerprint: str = ""
     edited: bool = False
     # Other addresses the service itself vouches belong to the same person (a Telegram contact's
     # shared phone number, the demo's made-up customers). A *new* identity joins the customer of

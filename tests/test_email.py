@@ -248,6 +248,25 @@ def test_a_reply_without_thread_headers_joins_by_subject_only_for_the_same_custo
     assert threads("kofi@example.net") == [("<s2@example.net>", 1), ("<s5@example.net>", 1)]
 
 
+def test_a_different_mail_reusing_a_message_id_is_kept_and_copies_of_one_mail_are_not(tmp_path, dovecot, smtp,
+                                                                                       trust, store):
+    original = mail("maria@example.com", "Order #118", "Candles?", msgid="<same@example.com>")
+    dovecot.deliver(original)
+    dovecot.deliver(original, folder="Sent", seen=True)  # the same mail twice: stored once
+    dovecot.deliver(mail("eve@example.org", "Prize!", "You won", msgid="<same@example.com>",
+                         date="Tue, 03 Mar 2026 10:00:00 +0000"))
+    ws = config(tmp_path, dovecot, smtp, trust)
+    assert sync(ws, store) == {}
+    [maria] = store.timeline(identity(store, "maria@example.com")["customer_id"])
+    [eve] = store.timeline(identity(store, "eve@example.org")["customer_id"])
+    assert (maria.body, eve.body) == ("Candles?", "You won"), "nothing lost, nothing mixed up"
+    ids = [r["external_id"] for r in store.db.query("SELECT external_id FROM message ORDER BY id")]
+    assert ids[0] == "<same@example.com>" and ids[1].startswith("<same@example.com>#") and len(ids) == 2
+    # Read again from scratch (as after a UIDVALIDITY change): still two messages.
+    store.db.conn.execute("DELETE FROM cursor")
+    assert sync(ws, store) == {} and store.count_messages() == 2
+
+
 def test_the_lean_fetch_reads_what_imapclient_reads_from_dovecot(dovecot):
     from console.channels.imapfetch import fetch_bodies
 

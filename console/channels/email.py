@@ -8,7 +8,9 @@ UIDVALIDITY re-reads that folder from the start: messages are keyed by Message-I
 keeps what it has and adds nothing twice; nothing is ever deleted locally, and a notice says so.
 When caught up and the server has IDLE, `pull` waits in IDLE on the first folder for new mail.
 
-Identity of a message: its Message-ID (`<...>`), or for mail without one a hash of its bytes.
+Identity of a message: its Message-ID (`<...>`), or for mail without one a hash of its bytes. A
+different mail reusing a stored Message-ID (other sender, Date or Subject: the fingerprint) is
+kept as `<id>#<fingerprint>`; copies of one mail (INBOX and Sent, two folders) are stored once.
 Thread key: the thread's root Message-ID; `related_keys` (References + In-Reply-To) let a reply
 whose References were trimmed still find its conversation; a reply whose headers match nothing
 stored joins the same customer's recent conversation with the same subject ("Re:" and the like
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import json
 import multiprocessing
 import os
@@ -565,6 +568,8 @@ class EmailChannel:
             status="sent" if ours else None,
             related_keys=mail.related,
             reply_subject=reply_subject(mail.subject),
+            fingerprint=hashlib.sha256(f"{mail.from_addr}\0{mail.date}\0{mail.subject}".encode(
+                "utf-8", "surrogatepass")).hexdigest()[:16],
         )
 
     def _idle(self, conn, folder: str, seconds: float) -> bool:

@@ -7,6 +7,7 @@ any point and a repeated pull lose nothing and duplicate nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import uuid
@@ -135,8 +136,17 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
     """
     at = now()
     existing = conn.execute(
-        "SELECT id, body FROM message WHERE account = ? AND external_id = ?", (account, msg.external_id)
+        "SELECT id, body, fingerprint FROM message WHERE account = ? AND external_id = ?", (account, msg.external_id)
     ).fetchone()
+    if existing and msg.fingerprint and existing["fingerprint"] and existing["fingerprint"] != msg.fingerprint:
+        # Another message under a known id (a sender reusing a Message-ID): keep it, under its own
+        # id, and in its own thread unless it points at one.
+        own = f"{msg.external_id}#{msg.fingerprint}"
+        msg = dataclasses.replace(msg, external_id=own,
+                                  thread_key=own if msg.thread_key == msg.external_id else msg.thread_key)
+        existing = conn.execute(
+            "SELECT id, body, fingerprint FROM message WHERE account = ? AND external_id = ?", (account, own)
+        ).fetchone()
     if existing:
         if msg.edited and msg.body != existing["body"]:
             conn.execute("UPDATE message SET body = ?, edited = 1 WHERE id = ?", (msg.body, existing["id"]))
@@ -173,12 +183,12 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
     ]) if msg.attachments else None
     return conn.execute(
         """INSERT INTO message (conversation_id, account, external_id, channel, direction, identity_id, sent_at,
-               subject, body, html, raw, attachments, status, status_detail, author, edited, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               subject, body, html, raw, attachments, status, status_detail, author, edited, created_at, fingerprint)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (conv_id, account, msg.external_id, msg.channel, msg.direction, identity_id, msg.sent_at,
          msg.subject, msg.body, msg.html if msg.raw is None else None, msg.raw, attachments,
          msg.status or ("sent" if msg.direction == "out" else None), msg.status_detail, author,
-         int(msg.edited), at),
+         int(msg.edited), at, msg.fingerprint or None),
     ).lastrowid
 
 

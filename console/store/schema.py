@@ -187,6 +187,11 @@ MIGRATIONS: list[list[str]] = [
             undone_at REAL
         )""",
     ],
+    # 3: a fingerprint per message, so a different message reusing a known external id (a sender
+    # reusing a Message-ID) is kept under its own id instead of being taken for a duplicate
+    [
+        "ALTER TABLE message ADD COLUMN fingerprint TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
