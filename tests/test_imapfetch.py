@@ -88,6 +88,15 @@ def test_a_form_it_does_not_read_is_left_for_imapclient_after_reading_to_the_end
     assert wire.file.readline() == b"NEXT\r\n", "the connection is left at the next response"
 
 
+@pytest.mark.parametrize("response", [
+    b"* 1 FETCH (UID 1 BODY[]<0> " + literal(b"partial") + b")",  # another item holds the data
+    b"* 1 FETCH (FLAGS () BODY[] " + literal(b"whole") + b")",  # a body without its UID
+])
+def test_a_body_it_cannot_file_under_its_uid_is_never_taken_for_an_expunged_message(response):
+    with pytest.raises(UnexpectedResponse):
+        fetch_bodies(Wire(response + b"\r\nTAG OK\r\n"), [1])
+
+
 def test_uid_sets_are_compressed_into_ranges():
     assert uid_set([1, 2, 3, 5, 7, 8, 10]) == "1:3,5,7:8,10"
     assert uid_set([42]) == "42"

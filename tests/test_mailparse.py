@@ -214,7 +214,9 @@ def test_cpython_email_test_messages_parse_and_ingest_without_an_exception(tmp_p
         inbound.append(channel.to_inbound(mail, raw, False, 1_700_000_000.0))
     store.apply_pull("mail", PullResult(messages=inbound))
     assert store.count_messages() == len({m.external_id for m in inbound})
-    assert store.db.query_one("SELECT COUNT(*) AS n FROM message WHERE raw IS NULL")["n"] == 0
+    raws = {m.raw for m in inbound}
+    assert all(store.message_raw(r["id"]) in raws for r in store.db.query("SELECT id FROM message")), \
+        "every stored mail keeps its raw bytes"
 
 
 # ---- saving attachments --------------------------------------------------------------------------

@@ -165,8 +165,8 @@ def test_export_then_import_into_an_empty_store_is_complete(store, tmp_path):
                      "tag": 0, "note": 0, "draft": 0, "template": 0}
     assert "\n".join(other.export_lines()) + "\n" == dump
     assert other.import_lines(io.StringIO(dump))["message"] == 0  # idempotent
-    raw = other.db.query_one("SELECT raw FROM message WHERE external_id = '1'")[0]
-    assert raw == b"\x00raw\xff"
+    row = other.db.query_one("SELECT id, raw FROM message WHERE external_id = '1'")
+    assert other.message_raw(row["id"]) == b"\x00raw\xff" and row["raw"] is None
 
 
 def test_store_written_by_a_newer_version_is_refused(tmp_path):
@@ -223,7 +223,7 @@ def test_background_checkpoints_copy_the_wal_into_the_database_while_the_writer_
         peer = Address("email", "maria@example.com")
         for batch in range(5):
             store.apply_pull("mail", PullResult(messages=[
-                msg(f"<{batch}-{n}@x>", peer, channel="email", thread=f"t{n}", raw=b"x" * 20_000)
+                msg(f"<{batch}-{n}@x>", peer, channel="email", thread=f"t{n}", body="x " * 10_000)
                 for n in range(50)]))
         deadline = time.monotonic() + 10
         while path.stat().st_size < before + 5_000_000 and time.monotonic() < deadline:
@@ -234,3 +234,29 @@ def test_background_checkpoints_copy_the_wal_into_the_database_while_the_writer_
     assert store.db.query_one("PRAGMA wal_autocheckpoint")[0] == 1000
     assert store.count_messages() == 250
     store.close()
+
+
+def test_raw_bytes_live_beside_the_workspace_and_are_committed_before_their_messages(tmp_path):
+    path = tmp_path / "console.db"
+    (tmp_path / "console.raw.db").mkdir()  # the raw file cannot be written (think: permissions)
+    store = Store(path)
+    peer = Address("email", "maria@example.com")
+    pull = PullResult([msg("<1@x>", peer, channel="email", raw=b"From: maria\r\n\r\nhi")], cursor="c1")
+    with pytest.raises(sqlite3.Error):
+        store.apply_pull("mail", pull)
+    assert store.count_messages() == 0 and store.cursor("mail") is None, "no message names missing bytes"
+    store.close()
+    (tmp_path / "console.raw.db").rmdir()
+    store = Store(path)
+    assert store.apply_pull("mail", pull) == 1 and store.cursor("mail") == "c1"
+    [row] = store.db.query("SELECT id, raw, raw_sha FROM message")
+    assert row["raw"] is None and store.message_raw(row["id"]) == b"From: maria\r\n\r\nhi"
+    assert (tmp_path / "console.raw.db").is_file()
+    store.close()
+
+
+def test_raw_bytes_stored_inside_the_workspace_by_an_earlier_version_are_still_read(store):
+    store.apply_pull("mail", PullResult([msg("<1@x>", Address("email", "a@example.com"), channel="email")]))
+    store.db.conn.execute("UPDATE message SET raw = ?, raw_sha = NULL", (b"old bytes",))
+    [row] = store.db.query("SELECT id FROM message")
+    assert store.message_raw(row["id"]) == b"old bytes"

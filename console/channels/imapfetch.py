@@ -173,7 +173,12 @@ def _merge(found: dict[int, Fetched], pieces: list[bytes], literals: list[bytes]
                 items[name] = None
             pos = item.end()
     uid = items.get(b"UID")
+    if literals and b"BODY[]" not in items:
+        # A message came in a form not asked for: never take it for one that was expunged.
+        raise UnexpectedResponse(f"a FETCH response with data but no BODY[]: {pieces[0][:60]!r}")
     if not isinstance(uid, int):
+        if b"BODY[]" in items:
+            raise UnexpectedResponse("a message body without its UID")
         return  # not an answer to UID FETCH (an unsolicited flags update by sequence number)
     entry = found.get(uid)
     body = items.get(b"BODY[]", entry.body if entry else None)

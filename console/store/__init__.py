@@ -15,6 +15,7 @@ from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
 from console.store.triage import (CustomerCard, Note, Presence, SearchHit, SearchSyntaxError, Suggestion,
                                   TriageMixin)
+from console.store.rawfile import RawFile
 from console.store.queries import STATUSES, AccountState, IdentityRow, ListFilter, ListRow, QueryMixin, TimelineEntry
 
 __all__ = [
@@ -26,10 +27,12 @@ __all__ = [
 class Store(IngestMixin, OutboxMixin, QueryMixin, TriageMixin, BackupMixin):
     def __init__(self, path: Path | str, region: str = "US"):
         self.db = Database(path)
+        self.raw = RawFile(Path(path))
         self.region = region
 
     def data_version(self) -> int:
         return self.db.data_version()
 
     def close(self) -> None:
+        self.raw.close()
         self.db.close()

@@ -2,7 +2,8 @@
 
 One object per line with a "type" field (customer, identity, conversation, message, cursor, and
 the triage data: tag, note, draft, template), in
-an order that import can apply line by line. Raw email bytes are base64. Import is idempotent:
+an order that import can apply line by line. Raw email bytes are base64, inside their message
+(from the raw file, console/store/rawfile.py). Import is idempotent:
 rows already present (same ids / same account + external id) are left alone.
 """
 
@@ -14,6 +15,7 @@ import sqlite3
 from typing import IO, Iterator
 
 from console.store.db import Database
+from console.store.rawfile import RawFile, digest
 
 _TABLES = (
     ("customer", "id"),
@@ -45,6 +47,7 @@ def _encode(row: sqlite3.Row) -> dict:
 
 class BackupMixin:
     db: Database
+    raw: RawFile
 
     def export_lines(self, since: float | None = None) -> Iterator[str]:
         """Yield JSON lines. With `since`, only conversations with activity since then (and the
@@ -69,7 +72,12 @@ class BackupMixin:
                 queries[table] = f"SELECT * FROM {table}{customers}"
             for table, key in _TABLES:
                 for row in conn.execute(queries[table] + f" ORDER BY {key}", {"since": since}):
-                    yield json.dumps({"type": table, **_encode(row)}, ensure_ascii=False)
+                    record = _encode(row)
+                    if table == "message" and row["raw_sha"] and row["raw"] is None:
+                        data = self.raw.get(row["raw_sha"])  # the bytes travel inside the export
+                        if data is not None:
+                            record["raw"] = {"base64": base64.b64encode(data).decode("ascii")}
+                    yield json.dumps({"type": table, **record}, ensure_ascii=False)
 
     def import_lines(self, stream: IO[str]) -> dict[str, int]:
         """Apply an export. Returns how many rows of each type were added."""
@@ -77,6 +85,7 @@ class BackupMixin:
         columns = {
             table: [r[1] for r in self.db.query(f"PRAGMA table_info({table})")] for table, _ in _TABLES
         }
+        blobs: dict[str, bytes] = {}
         with self.db.write() as conn:
             for number, line in enumerate(stream, 1):
                 if not line.strip():
@@ -95,6 +104,11 @@ class BackupMixin:
                     if isinstance(value, dict) and "base64" in value:
                         value = base64.b64decode(value["base64"])
                     values[key] = value
+                if table == "message" and isinstance(values.get("raw"), bytes):
+                    # Raw bytes go to the raw file, named by their digest (exports made before
+                    # schema 4 have no raw_sha).
+                    values["raw_sha"] = digest(values["raw"])
+                    blobs[values["raw_sha"]] = values.pop("raw")
                 names = ",".join(values)
                 marks = ",".join("?" * len(values))
                 try:
@@ -103,4 +117,5 @@ class BackupMixin:
                 except sqlite3.Error as exc:
                     raise BackupError(f"line {number}: {exc}") from None
                 added[table] += cur.rowcount
+            self.raw.put(blobs)  # committed before the messages that name them
         return added

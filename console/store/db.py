@@ -37,6 +37,7 @@ class Database:
         self.lock = threading.RLock()
         self._checkpointer: threading.Thread | None = None
         self._checkpointer_stop = threading.Event()
+        self._wrote = threading.Event()  # set by each commit while the checkpointer runs
         try:
             self.conn.execute("PRAGMA busy_timeout = 10000")
             self.conn.execute("PRAGMA journal_mode = WAL")
@@ -75,6 +76,8 @@ class Database:
                 raise
             else:
                 self.conn.execute("COMMIT")
+                if self._checkpointer is not None:
+                    self._wrote.set()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
@@ -103,8 +106,8 @@ class Database:
     def checkpoint_in_background(self, every: float = 0.5) -> None:
         """For the process that writes the most (the sync engine): its commits stop copying the WAL
         back into the database file themselves (SQLite's auto-checkpoint, which also waits for
-        an fsync); a thread with its own connection does it every `every` seconds, while the
-        writer goes on. A first sync of a large mailbox spent about a quarter of its time in those
+        an fsync); a thread with its own connection does it after commits, at most every `every`
+        seconds, while the writer goes on. A first sync of a large mailbox spent about a quarter of its time in those
         checkpoints (bench/README.md). Other processes keep SQLite's default; nothing changes for
         durability (synchronous=NORMAL in WAL mode never fsyncs a commit), and if this thread
         stops, the WAL only grows until the next checkpoint by anyone."""
@@ -124,12 +127,13 @@ class Database:
             return
         try:
             while True:
-                stopping = self._checkpointer_stop.wait(every)
+                self._wrote.wait()  # an idle engine never wakes this thread
+                self._wrote.clear()
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
                     pass  # busy or locked: the next round (or the writer's own checkpoint) does it
-                if stopping:
+                if self._checkpointer_stop.wait(every):
                     return
         finally:
             conn.close()
@@ -139,6 +143,7 @@ class Database:
         if thread is None:
             return
         self._checkpointer_stop.set()
+        self._wrote.set()
         thread.join()
         with self.lock:
             self.conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default

@@ -17,6 +17,7 @@ from console.model import Address, InboundMessage, PullResult
 from console.sanitize import one_line
 from console.subjects import subject_key
 from console.store.db import Database, now
+from console.store.rawfile import RawFile, digest
 
 PREVIEW_LENGTH = 160
 SUBJECT_THREAD_DAYS = 60
@@ -128,8 +129,9 @@ def _after_message(conn: sqlite3.Connection, conv: sqlite3.Row, direction: str, 
 
 
 def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, region: str,
-                   author: str | None = None) -> int | None:
-    """Insert one message (and its customer, identity and conversation as needed).
+                   author: str | None = None, raw_sha: str | None = None) -> int | None:
+    """Insert one message (and its customer, identity and conversation as needed). Its raw bytes
+    are already in the raw file under `raw_sha` (see `apply_pull`).
 
     Returns the new message id, or None when (account, external id) is already stored — in which
     case only an edit or a status is applied.
@@ -183,10 +185,10 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
     ]) if msg.attachments else None
     return conn.execute(
         """INSERT INTO message (conversation_id, account, external_id, channel, direction, identity_id, sent_at,
-               subject, body, html, raw, attachments, status, status_detail, author, edited, created_at, fingerprint)
+               subject, body, html, raw_sha, attachments, status, status_detail, author, edited, created_at, fingerprint)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         (conv_id, account, msg.external_id, msg.channel, msg.direction, identity_id, msg.sent_at,
-         msg.subject, msg.body, msg.html if msg.raw is None else None, msg.raw, attachments,
+         msg.subject, msg.body, msg.html if msg.raw is None else None, raw_sha, attachments,
          msg.status or ("sent" if msg.direction == "out" else None), msg.status_detail, author,
          int(msg.edited), at, msg.fingerprint or None),
     ).lastrowid
@@ -194,14 +196,21 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
 
 class IngestMixin:
     db: Database
+    raw: RawFile
     region: str
 
     def apply_pull(self, account: str, result: PullResult) -> int:
-        """Apply one pull in one transaction; returns how many messages were new."""
+        """Apply one pull in one transaction; returns how many messages were new.
+
+        The raw bytes go to the raw file from its own thread while the messages are inserted, and
+        are committed first: a message never names bytes that are not stored."""
         added = 0
+        shas = [digest(msg.raw) if msg.raw is not None else None for msg in result.messages]
+        blobs = {sha: msg.raw for sha, msg in zip(shas, result.messages) if sha is not None}
+        raw_saved = self.raw.put_soon(blobs) if blobs else None
         with self.db.write() as conn:
-            for msg in result.messages:
-                if insert_message(conn, account, msg, self.region) is not None:
+            for msg, sha in zip(result.messages, shas):
+                if insert_message(conn, account, msg, self.region, raw_sha=sha) is not None:
                     added += 1
             for update in result.status_updates:
                 conn.execute(
@@ -220,6 +229,8 @@ class IngestMixin:
                        ON CONFLICT (account) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at""",
                     (account, result.cursor, now()),
                 )
+            if raw_saved is not None:
+                raw_saved.result()  # raises (and rolls back) if the bytes could not be stored
         return added
 
     def cursor(self, account: str) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 
+from console.store.rawfile import RawFile
 from console.store.db import Database, now
 
 STATUSES = ("open", "waiting", "snoozed", "done")
@@ -87,6 +88,7 @@ def _order(status: str, grouped: bool) -> tuple[str, str]:
 
 class QueryMixin:
     db: Database
+    raw: "RawFile"
 
     # ---- the conversation list -------------------------------------------------------------
     @staticmethod
@@ -233,8 +235,12 @@ class QueryMixin:
 
     def message_raw(self, message_id: int) -> bytes | None:
         """The message as the service sent it (an email's MIME bytes), when it was kept."""
-        row = self.db.query_one("SELECT raw FROM message WHERE id = ?", (message_id,))
-        return bytes(row["raw"]) if row and row["raw"] is not None else None
+        row = self.db.query_one("SELECT raw, raw_sha FROM message WHERE id = ?", (message_id,))
+        if row is None:
+            return None
+        if row["raw_sha"]:
+            return self.raw.get(row["raw_sha"])
+        return bytes(row["raw"]) if row["raw"] is not None else None  # stored before schema 4
 
     def conversation(self, conversation_id: int):
         return self.db.query_one("SELECT * FROM conversation WHERE id = ?", (conversation_id,))

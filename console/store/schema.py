@@ -192,6 +192,11 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE message ADD COLUMN fingerprint TEXT",
     ],
+    # 4: raw bytes move to a file of their own (console/store/rawfile.py), named by their SHA-256;
+    # the `raw` column is still read for messages stored before
+    [
+        "ALTER TABLE message ADD COLUMN raw_sha TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
