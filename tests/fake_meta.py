@@ -93,8 +93,7 @@ class FakeMeta:
     # ---- lifecycle ----------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return http.url(self.server)
 
     def start(self) -> "FakeMeta":
         self.server = http.serve(self._handle)

@@ -158,8 +158,7 @@ class FakeTelegram:
     # ---- lifecycle ----------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return http.url(self.server)
 
     def start(self) -> "FakeTelegram":
         self.server = http.serve(lambda request, method: self._handle(request))

@@ -34,7 +34,8 @@ outbox owns them.
 A pull waiting in IDLE ends within a second of `interrupt()` or `close()` (or of its task being
 cancelled), so stopping the engine does not wait for the IDLE timeout.
 
-Speed of a first sync: while the store applies one batch, the next one is already being fetched
+Speed of a first sync: bodies are fetched by a lean reader of the FETCH answer on imapclient's
+connection (console/channels/imapfetch.py); while the store applies one batch, the next one is already being fetched
 (a prefetch for the cursor just returned, used only if the next pull asks for exactly that
 cursor), and large fetches are parsed by worker processes (`parse_workers`, default: one per
 core beyond the first, at most 2; 0 parses in this process), which are started for the first

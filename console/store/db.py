@@ -107,8 +107,8 @@ class Database:
         """For the process that writes the most (the sync engine): its commits stop copying the WAL
         back into the database file themselves (SQLite's auto-checkpoint, which also waits for
         an fsync); a thread with its own connection does it after commits, at most every `every`
-        seconds, while the writer goes on. A first sync of a large mailbox spent about a quarter of its time in those
-        checkpoints (bench/README.md). Other processes keep SQLite's default; nothing changes for
+        seconds, while the writer goes on. A first sync of a large mailbox spent about a quarter
+        of its time in those checkpoints (bench/README.md). Other processes keep SQLite's default; nothing changes for
         durability (synchronous=NORMAL in WAL mode never fsyncs a commit), and if this thread
         stops, the WAL only grows until the next checkpoint by anyone."""
         if self._checkpointer is not None or str(self.path) == ":memory:":

@@ -31,6 +31,12 @@ def serve(handle: Callable[[BaseHTTPRequestHandler, str], None]) -> ThreadingHTT
     return server
 
 
+def url(server: ThreadingHTTPServer | None) -> str:
+    """The base URL a client library is pointed at."""
+    assert server is not None, "the fake is not started"
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
 def stop(server: ThreadingHTTPServer | None) -> None:
     if server is not None:
         server.shutdown()
