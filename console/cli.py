@@ -135,6 +135,9 @@ def cmd_tui(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
         from console.sync import Engine
 
         asyncio.run(Engine(ws, store).run(once=True))
+        from console.demo_workspace import furnish
+
+        furnish(store, ws.agent)
     _setup_logging(ws, "ui")
     from console.ui.app import ConsoleApp
 

@@ -95,6 +95,9 @@ def seeded_demo(tmp_path_factory) -> Path:
     ws = quiet(demo_config(base))
     store = Store(ws.store_path)
     asyncio.run(Engine(ws, store).run(once=True))
+    from console.demo_workspace import furnish
+
+    furnish(store, ws.agent)
     store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     return ws.store_path

@@ -17,11 +17,13 @@ import random
 import time
 from dataclasses import dataclass
 
-from console.demo_data import ANSWERS, ITEMS, DAYS, NEW_QUESTIONS, Dataset, DemoMessage, Person, build
+from console.demo_data import ANSWERS, ITEMS, DAYS, NEW_QUESTIONS, Dataset, DemoMessage, Person, build, demo_pdf
 from console.model import (CHANNEL_IDENTITY_KIND, InboundMessage, OptOutChange, Outgoing, PermanentError,
                            PullResult, SendResult, StatusUpdate)
 
 BATCH = 500
+CHATTER_EVERY = (90.0, 240.0)  # seconds between two new questions from made-up customers
+CHATTER_OPEN = 4  # at most this many of them waiting for an answer at once
 DEMO_CHANNELS = ("email", "sms", "whatsapp", "telegram", "instagram", "messenger")
 # One dataset per (seed, anchor) for every demo account of the process.
 _DATASETS: dict[tuple[int, float], Dataset] = {}
@@ -75,6 +77,10 @@ class DemoChannel:
         self._pending: list[_Pending] = []
         self._sent: dict[str, SendResult] = {}  # idempotency key -> result, for reconcile
         self._serial = 0
+        # Chatter is lively but bounded: a new question every few minutes at most, and never more
+        # than CHATTER_OPEN of them unanswered at once (a reply to that customer counts).
+        self._next_question = time.time() + self._rng.uniform(20, 60)
+        self._asking: set[str] = set()
 
     # ---- the contract ---------------------------------------------------------------------------
     async def pull(self, cursor: str | None) -> PullResult:
@@ -103,9 +109,12 @@ class DemoChannel:
                 result.messages.append(item.message)
             if item.status:
                 result.status_updates.append(item.status)
-        if self.chatter and self._rng.random() < 0.15:
+        if self.chatter and now >= self._next_question and len(self._asking) < CHATTER_OPEN:
             state["live"] += 1
-            result.messages.append(self._new_question(data, state))
+            question = self._new_question(data, state)
+            self._asking.add(question.peer.address)
+            result.messages.append(question)
+            self._next_question = now + self._rng.uniform(*CHATTER_EVERY)
         result.cursor = json.dumps(state)
         return result
 
@@ -115,6 +124,7 @@ class DemoChannel:
         if CHANNEL_IDENTITY_KIND.get(out.channel) != out.to.kind:
             raise PermanentError(f"cannot send {out.channel} to a {out.to.kind} address")
         self._serial += 1
+        self._asking.discard(out.to.address)
         result = SendResult(f"demo-{out.idempotency_key or out.outbox_id}", "sent", sent_at=time.time())
         self._sent[out.idempotency_key] = result
         now = time.time()
@@ -132,25 +142,10 @@ class DemoChannel:
         return result
 
     async def fetch_attachment(self, external_id: str, ref: str) -> bytes:
-        """A small, valid one-page PDF standing in for the demo's quotes and price lists."""
+        """A small, valid PDF standing in for the demo's quotes and price lists."""
         if not ref.startswith("demo:"):
             raise PermanentError("not a demo attachment")
-        title = ref[5:].replace("(", "").replace(")", "").replace("\\", "")
-        stream = f"BT /F1 18 Tf 72 720 Td (Crumb & Co. Bakery - {title}) Tj ET".encode()
-        objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-                   b"/Resources << /Font << /F1 5 0 R >> >> >>",
-                   b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-                   b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-        out, offsets = b"%PDF-1.4\n", []
-        for number, body in enumerate(objects, 1):
-            offsets.append(len(out))
-            out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-        xref = len(out)
-        out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-        out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-        out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-        return out
+        return demo_pdf(ref[5:])
 
     async def reconcile(self, out: Outgoing) -> SendResult | None:
         # The demo "service" lives in this process: after a crash it certainly has nothing.
@@ -166,9 +161,9 @@ class DemoChannel:
     def _inbound(self, person: Person, m: DemoMessage) -> InboundMessage:
         return InboundMessage(
             external_id=m.external_id, thread_key=m.thread_key, channel=m.channel, direction=m.direction,
-            peer=person.address(m.channel), sent_at=m.at, body=m.body, subject=m.subject,
+            peer=m.sender or person.address(m.channel), sent_at=m.at, body=m.body, subject=m.subject,
             attachments=list(m.attachments), status="delivered" if m.direction == "out" else None,
-            peer_links=person.links(m.channel))
+            peer_links=() if m.sender else person.links(m.channel))
 
     def _new_question(self, data: Dataset, state: dict) -> InboundMessage:
         people = [p for p in data.people if set(p.channels) & set(self.channels)]

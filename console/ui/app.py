@@ -159,7 +159,18 @@ class ConsoleApp(App):
     def action_help(self) -> None:
         from console.ui.screens import HelpScreen
 
-        self.push_screen(HelpScreen(self.binding_rows()))
+        from console.ui.keys import registry
+
+        headings = {"ConsoleApp": "Everywhere", "InboxScreen": "The inbox", "ConversationList": "The list",
+                    "Timeline": "The timeline (enter or tab)", "Composer": "The composer (r)",
+                    "HelpScreen": "This help", "SnoozeScreen": "Snoozing", "PickScreen": "Prompts",
+                    "ConfirmScreen": "Confirmations"}
+        sections, seen = {}, set()
+        for info in registry():
+            if info.owner not in seen:
+                seen.add(info.owner)
+                sections[info.id] = headings.get(info.owner, info.owner)
+        self.push_screen(HelpScreen(self.binding_rows(), sections))
 
     def binding_rows(self) -> list[tuple[str, str, str]]:
         """(keys, description, id) for every binding, with the user's remapping applied."""

@@ -275,6 +275,19 @@ class Composer(Guarded, Vertical):
             self._saved_text = text
             self.post_message(self.DraftChanged(self.customer_id, text))
 
+    def hide_while_sending(self) -> None:
+        """Out of the way at once after ctrl+s; the text stays until the reply is in the outbox."""
+        if self._save_timer is not None:
+            self._save_timer.stop()
+            self._save_timer = None
+        self.display = False
+
+    def show_again(self) -> None:
+        """The reply was refused: the composer comes back with its text."""
+        self.display = True
+        self.editor.focus()
+        self.update_status()
+
     def sent(self) -> None:
         """The reply is in the outbox: nothing left to keep."""
         if self._save_timer is not None:
@@ -285,20 +298,41 @@ class Composer(Guarded, Vertical):
         self.editor.load_text("")
         self.display = False
 
-    def action_discard(self) -> None:
+    def _discard(self) -> None:
         self.draft = None
         self.editor.load_text("")
         self.flush_draft()
         self.update_status()
 
     # ---- sending --------------------------------------------------------------------------------
-    def action_next_target(self) -> None:
+    def _next_target(self) -> None:
         if self.targets:
             self.index = (self.index + 1) % len(self.targets)
             self._update_subject()
             self.update_status()
 
+    # The composer's keys are priority bindings: the app runs them as soon as they arrive, while
+    # keys typed just before may still wait in the editor's queue (a fast typist, a paste). Each
+    # action runs after them, through the editor's own queue, so `text` + ctrl+s sends all of it.
     def action_send(self) -> None:
+        self.editor.call_later(self._send)
+
+    def action_next_target(self) -> None:
+        self.editor.call_later(self._next_target)
+
+    def action_template(self) -> None:
+        self.editor.call_later(self.post_message, self.TemplateWanted())
+
+    def action_discard(self) -> None:
+        self.editor.call_later(self._discard)
+
+    def action_external_editor(self) -> None:
+        self.editor.call_later(self._external_editor)
+
+    def action_human_agent(self) -> None:
+        self.editor.call_later(self._human_agent)
+
+    def _send(self) -> None:
         target = self.target
         body = self.editor.text.strip("\n")
         if target is None:
@@ -334,7 +368,7 @@ class Composer(Guarded, Vertical):
         self.post_message(self.Send(target, body, options, subject=subject,
                                     new_thread=self.new_message and target.channel == "email"))
 
-    def action_human_agent(self) -> None:
+    def _human_agent(self) -> None:
         target = self.target
         if target is None or target.channel not in HUMAN_AGENT_CHANNELS or not target.window_closed:
             self.app.notify("The human-agent tag is for Messenger and Instagram replies after the 24-hour window.")
@@ -345,14 +379,11 @@ class Composer(Guarded, Vertical):
         self.human_agent = not self.human_agent
         self.update_status()
 
-    def action_template(self) -> None:
-        self.post_message(self.TemplateWanted())
-
     def insert(self, text: str) -> None:
         self.editor.insert(text)
         self.editor.focus()
 
-    def action_external_editor(self) -> None:
+    def _external_editor(self) -> None:
         """Suspend the app, edit the draft in $VISUAL/$EDITOR, and bring the text back as the
         editor saved it (line breaks included)."""
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"

@@ -20,13 +20,21 @@ LOOKUP_DELAY = 0.12  # seconds of quiet typing before the choices are looked up
 
 
 class HelpScreen(Guarded, ModalScreen[None]):
-    """Every binding with its keys (as remapped), description and id for `[keymap]`."""
+    """Every binding with its keys (as remapped), description and id for `[keymap]`, in the
+    order of where they work (everywhere, the inbox, the list, the timeline, the composer...)."""
 
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close")]
+    BINDINGS = [
+        Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
+        Binding("j,down", "scroll(1)", "Scroll down", id="help.down", show=False),
+        Binding("k,up", "scroll(-1)", "Scroll up", id="help.up", show=False),
+        Binding("G,end", "scroll_end", "Bottom", id="help.bottom", show=False),
+        Binding("g,home", "scroll_home", "Top", id="help.top", show=False),
+    ]
 
-    def __init__(self, rows: list[tuple[str, str, str]]):
+    def __init__(self, rows: list[tuple[str, str, str]], sections: dict[str, str] | None = None):
         super().__init__()
         self.rows = rows
+        self.sections = sections or {}  # binding id -> the heading it starts
 
     def compose(self) -> ComposeResult:
         table = Table(title=Text("Keys: remap them by id in the [keymap] table of the config"), expand=True,
@@ -35,13 +43,25 @@ class HelpScreen(Guarded, ModalScreen[None]):
         table.add_column("does", ratio=1)
         table.add_column("id", style="dim", no_wrap=True)
         for keys, description, ident in self.rows:
+            heading = self.sections.get(ident)
+            if heading:
+                table.add_row(Text(""), Text(heading, style="bold underline"), Text(""))
             table.add_row(Text(keys), Text(description), Text(ident))
         with VerticalScroll(id="help"):
             yield Static(table)
-            yield Static(Text("j/k or arrows scroll · esc closes this help", style="dim"))
+            yield Static(Text("j/k scroll · g/G top/bottom · esc closes this help", style="dim"))
 
     def on_mount(self) -> None:
         self.query_one("#help").focus()
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one("#help").scroll_relative(y=lines, animate=False)
+
+    def action_scroll_end(self) -> None:
+        self.query_one("#help").scroll_end(animate=False)
+
+    def action_scroll_home(self) -> None:
+        self.query_one("#help").scroll_home(animate=False)
 
 
 def snooze_choices(now: dt.datetime) -> list[tuple[str, dt.datetime]]:

@@ -298,7 +298,9 @@ class Timeline(Guarded, ScrollView, can_focus=True):
         self._scroll_to_line(self._bottom())
 
     def _scroll_to_line(self, line: int) -> None:
-        self.set_scroll(None, max(0, min(line, self._bottom())))
+        target = max(0, min(line, self._bottom()))
+        if target != int(self.scroll_y):
+            self.scroll_to(y=target, animate=False, immediate=True)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)

@@ -121,8 +121,14 @@ class CustomerActions:
             return
 
         def lookup(store, text: str):
-            agents = [a for a in store.agents() if text.strip().lower() in a.lower()]
-            return [(a, a) for a in agents] + [("", "nobody (unassign)")]
+            typed = text.strip()
+            agents = [a for a in store.agents() if typed.lower() in a.lower()]
+            choices = [(a, a) for a in agents]
+            if typed and typed not in agents:
+                choices.append((typed, f"{typed} (a new agent here)"))
+            if not typed:
+                choices.append(("", "nobody (unassign)"))
+            return choices
 
         def chosen(answer) -> None:
             if answer is None:

@@ -119,6 +119,11 @@ class ReplyActions:
         target, body, options = message.target, message.body, message.options or None
         ws = self.workspace
         agent = ws.agent
+        # The composer goes at once, so `e` right after ctrl+s closes the customer instead of
+        # landing in the text; should the store refuse the reply, it comes back with its text.
+        composer = self.composer
+        composer.hide_while_sending()
+        self.conversations.focus()
 
         def job(store):
             message_id = store.enqueue_reply(
@@ -131,9 +136,8 @@ class ReplyActions:
         def queued(message_id: int) -> None:
             self.drafts.pop(row.customer_id, None)
             self.conversations.drafts = self.conversations.drafts - {row.customer_id}
-            if self.composer.customer_id == row.customer_id:
-                self.composer.sent()
-                self.conversations.focus()
+            if composer.customer_id == row.customer_id and not composer.display:
+                composer.sent()
                 self._presence("viewing")
             delay = ws.send_delay_seconds
             note = f"Reply to {safe_line(row.name, 40).plain} queued on {channel_name(target.channel)}"
@@ -146,6 +150,9 @@ class ReplyActions:
                 self.load_timeline(self.current)
 
         def refused(error: Exception) -> None:
+            if composer.customer_id == row.customer_id and self.current is not None \
+                    and self.current.customer_id == row.customer_id:
+                composer.show_again()
             self.app.notify(str(error), severity="error")
 
         self.run(lambda store: _catch(job, store, OptedOut), lambda r: refused(r) if isinstance(r, Exception)
