@@ -1,4 +1,4 @@
-"""The HTTP plumbing of the local fakes: a threaded HTTP/1.1 server on 127.0.0.1 and a free port."""
+"""The HTTP plumbing of the local fakes: a threaded HTTP/1.1 server on a free port of 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from conftest import free_port
-
 
 def serve(handle: Callable[[BaseHTTPRequestHandler, str], None]) -> ThreadingHTTPServer:
-    """Start serving in a daemon thread; every GET and POST goes to `handle(request, method)`."""
+    """Start serving in a daemon thread; every GET, POST and DELETE goes to `handle(request, method)`."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -25,7 +23,10 @@ def serve(handle: Callable[[BaseHTTPRequestHandler, str], None]) -> ThreadingHTT
         def do_POST(self) -> None:
             handle(self, "POST")
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        def do_DELETE(self) -> None:
+            handle(self, "DELETE")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # the OS picks a free port
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server

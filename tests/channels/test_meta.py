@@ -1,5 +1,5 @@
 """The Facebook Page account (Messenger + Instagram), end to end: a local Graph API
-(tests/fake_meta.py) <-> the adapter <-> the sync engine <-> a real store. The adapter is only
+(tests/fakes/meta.py) <-> the adapter <-> the sync engine <-> a real store. The adapter is only
 pointed at the fake by `api_base_url`; nothing is patched.
 
 Most tests raise `calls_per_second` so they run fast; the rate-limit test keeps Meta's 2."""
@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import sync_once, with_open_channel, workspace_from
 from console.channels import open_channel
 from console.config import ConfigError
 from console.model import AuthError, TransientError
 from console.sync import Engine
-from fake_meta import FakeMeta
+from fakes.meta import FakeMeta
+from workspace import sync_once, with_open_channel, workspace_from
 
 HOUR, DAY = 3600, 86400
 

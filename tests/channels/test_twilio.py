@@ -1,5 +1,5 @@
 """The Twilio account (SMS, MMS, WhatsApp), end to end: a local stateful Twilio
-(tests/fake_twilio.py, every request and response checked against Twilio's OpenAPI description)
+(tests/fakes/twilio.py, every request and response checked against Twilio's OpenAPI description)
 <-> the official `twilio` client inside the adapter <-> the sync engine <-> a real store."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from conftest import sync_once, workspace_from
 from console.channels import open_channel
 from console.config import ConfigError
 from console.model import Address, AuthError, InboundMessage, PermanentError, PullResult, TransientError
 from console.sanitize import clean
 from console.store import OptedOut
 from console.sync import Engine
-from fake_twilio import FakeTwilio, load_spec
+from fakes.twilio import FakeTwilio, load_spec
+from workspace import sync_once, workspace_from
 
 OURS = "+15550001111"
 MARIA = "+15557654321"
@@ -39,7 +39,7 @@ def config(tmp_path, fake, extra: str = "", auth: str | None = None):
         '[workspace]\nname = "Acme"\n'
         '[[accounts]]\nkind = "twilio"\nname = "phone"\n'
         f'account_sid = "{fake.account_sid}"\n{auth}'
-        f'numbers = ["{OURS}", "whatsapp:{OURS}"]\napi_base_url = "{fake.base_url}"\n'
+        f'numbers = ["{OURS}", "whatsapp:{OURS}"]\napi_base_url = "{fake.url}"\n'
         "poll_interval = 0.01\ntimeout = 5\n" + extra,
         tmp_path)
 
@@ -507,7 +507,7 @@ def test_bad_settings_are_config_errors_naming_the_key(tmp_path, settings, key, 
 def test_the_fake_refuses_requests_outside_the_api_description(twilio):
     import requests
 
-    url = f"{twilio.base_url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+    url = f"{twilio.url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
     answer = requests.post(url, data={"From": OURS}, auth=(twilio.account_sid, twilio.auth_token), timeout=5)
     assert answer.status_code == 400 and answer.json()["code"] == 21604
     assert len(twilio.violations) == 1 and "To" in twilio.violations[0]

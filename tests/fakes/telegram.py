@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 
-from conftest import spec_path
+from fakes.spec import spec_path
 from servers import http
 
 RETENTION = 24 * 3600
