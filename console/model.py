@@ -152,6 +152,10 @@ class Outgoing:
     attempt: int = 1
     # When the reply was written (UTC epoch): a reconcile looks for it after this moment.
     created_at: float = 0.0
+    # External ids the store already records for *other* replies of ours to this recipient, since
+    # shortly before `created_at`. A reconcile never answers with one of these: an identical
+    # earlier reply ("Thanks!" twice) is not this one.
+    taken_external_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

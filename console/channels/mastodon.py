@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from console.channels.httpbase import TokenHttp
+from console.channels.reconcile import closest_after
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.htmltext import html_to_text
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, Outgoing,
@@ -91,6 +92,13 @@ def _epoch(value: Any) -> float:
         except ValueError:
             pass
     return time.time()
+
+
+def _unaddressed(text: str) -> str:
+    """A reply's text without the one @-mention `send()` puts first, whitespace folded: what the
+    agent wrote (which may itself start with a mention)."""
+    match = _LEADING_MENTION.match(text)
+    return " ".join((text[match.end():] if match else text).split())
 
 
 def status_length(text: str) -> int:
@@ -325,12 +333,17 @@ class MastodonChannel(TokenHttp):
         parent = out.thread_external_ids[-1]
         context = await self.request("GET", f"/api/v1/statuses/{parent}/context", "checking an interrupted send")
         wanted = " ".join(out.body.split())
-        for status in (context.get("descendants") or []) if isinstance(context, dict) else []:
-            if (str((status.get("account") or {}).get("id")) == str(me["id"])
-                    and str(status.get("in_reply_to_id")) == parent
-                    and wanted in " ".join(html_to_text(status.get("content") or "").split())):
-                return SendResult(external_id=str(status["id"]), status="sent", sent_at=_epoch(status.get("created_at")))
-        return None
+        candidates = [  # descendants come oldest first
+            status for status in ((context.get("descendants") or []) if isinstance(context, dict) else [])
+            if isinstance(status, dict)
+            and str((status.get("account") or {}).get("id")) == str(me["id"])
+            and str(status.get("in_reply_to_id")) == parent
+            and str(status.get("id")) not in out.taken_external_ids
+            and _unaddressed(html_to_text(status.get("content") or "")) == wanted]
+        found = closest_after(candidates, out.created_at or time.time(), lambda s: _epoch(s.get("created_at")))
+        if found is None:
+            return None
+        return SendResult(external_id=str(found["id"]), status="sent", sent_at=_epoch(found.get("created_at")))
 
     # ---- the rest -----------------------------------------------------------------------------
     async def check(self) -> str:

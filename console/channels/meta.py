@@ -48,6 +48,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from console.channels.httpbase import TokenHttp, scrub_httpx_logs
+from console.channels.reconcile import closest_after
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, InDoubtError, Outgoing,
                            PermanentError, PullResult, SendResult, TransientError)
@@ -448,17 +449,22 @@ class MetaChannel(TokenHttp):
         platform = out.channel if out.channel in PLATFORMS else out.to.kind
         us = await self._us(platform)
         _, _, recent = await self._last_from_customer(platform, out.to.address)
-        known = set(out.thread_external_ids)
-        written = getattr(out, "created_at", 0.0) or 0.0
+        known = set(out.thread_external_ids) | out.taken_external_ids
+        written = out.created_at or time.time()
+        candidates = []
         for msg in recent:  # newest first
             if str((msg.get("from") or {}).get("id")) != us:
                 break  # the customer wrote after it: anything of ours before is older
             at = _epoch(msg.get("created_time")) or 0.0
-            if written and at < written - 120:
+            if at < written - 120:
                 break  # older than the reply itself (two minutes allowed for clock differences)
             if msg.get("message") == out.body and str(msg.get("id")) not in known:
-                return SendResult(external_id=str(msg["id"]), status="sent", sent_at=_epoch(msg.get("created_time")))
-        return None
+                candidates.append(msg)
+        candidates.reverse()
+        found = closest_after(candidates, written, lambda m: _epoch(m.get("created_time")) or 0.0)
+        if found is None:
+            return None
+        return SendResult(external_id=str(found["id"]), status="sent", sent_at=_epoch(found.get("created_time")))
 
     # ---- the rest -----------------------------------------------------------------------------
     async def check(self) -> str:

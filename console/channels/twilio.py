@@ -50,6 +50,7 @@ from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.model import (FINAL_DELIVERY_STATES, REPLY_WINDOW_HOURS, Address, Attachment, AuthError,
                            ChannelError, InboundMessage, InDoubtError, OptOutChange, Outgoing, PermanentError, PullResult,
                            SendResult, StatusUpdate, TransientError)
+from console.channels.reconcile import closest_after
 from console.sms import segment_info
 
 KIND = "twilio"
@@ -430,7 +431,7 @@ class TwilioChannel:
                         decided.add(msg.peer.address)
                         result.opt_outs.append(change)
                 elif m.sid in watch:
-                    self._follow(m, watch, result)
+                    self._follow(m.sid, m, watch, result)
             if reached or not page.next_page_url:
                 break
             sweep["next"] = page.next_page_url
@@ -455,16 +456,19 @@ class TwilioChannel:
         result.cursor = json.dumps(state, separators=(",", ":"))
         return result
 
-    def _follow(self, m, watch: dict[str, list], result: PullResult) -> None:
-        """A watched outbound message seen again: report a status that moved forward."""
+    def _follow(self, sid: str, m, watch: dict[str, list], result: PullResult) -> None:
+        """A watched outbound message `sid` seen again: report a status that moved forward. An
+        answer about another message says nothing about this one (a peer can mix answers up)."""
+        if m.sid != sid:
+            return
         status = _STATUS.get(m.status or "") or "unknown"
-        before = watch[m.sid][0]
+        before = watch[sid][0]
         if _RANK.get(status, -1) > _RANK.get(before, -1):
             detail = delivery_detail(m.error_code, m.error_message) if status in ("failed", "undelivered") else ""
-            result.status_updates.append(StatusUpdate(m.sid, status, detail))
-            watch[m.sid][0] = status
+            result.status_updates.append(StatusUpdate(sid, status, detail))
+            watch[sid][0] = status
         if status in FINAL_DELIVERY_STATES:
-            del watch[m.sid]
+            del watch[sid]
 
     def _follow_rest(self, watch: dict[str, list], on_page: set[str], result: PullResult, now: float) -> None:
         """Watched messages the pages did not show: drop the stale ones, fetch a few of the rest."""
@@ -479,7 +483,7 @@ class TwilioChannel:
                     del watch[sid]
                     continue
                 raise
-            self._follow(m, watch, result)
+            self._follow(sid, m, watch, result)
 
     async def fetch_attachment(self, external_id: str, ref: str) -> bytes:
         """The bytes of an MMS or WhatsApp media item (`ref` is its Twilio media URL)."""
@@ -622,16 +626,17 @@ class TwilioChannel:
                 for m in page:
                     created = _epoch(m.date_created) or 0
                     oldest = created
-                    if created < since or (m.direction or "") == "inbound":
-                        continue
+                    if created < since or (m.direction or "") == "inbound" or m.sid in out.taken_external_ids:
+                        continue  # (an identical reply already recorded is another reply's message)
                     if not self._is_ours(m) and not params.get("messaging_service_sid"):
                         continue
                     if template or (m.body or "") == params["body"]:
-                        candidates.append((created, m))
+                        candidates.append(m)
                 if oldest is None or oldest < since:
                     break
                 page = page.next_page()
-            return min(candidates, key=lambda c: c[0])[1] if candidates else None
+            candidates.reverse()  # the list is newest first
+            return closest_after(candidates, started, lambda m: _epoch(m.date_created) or 0)
 
         found = await self._call("checking whether a message was sent", look)
         return self._result(found, out.channel) if found is not None else None

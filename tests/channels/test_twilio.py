@@ -398,6 +398,69 @@ def test_a_crash_after_twilio_accepted_a_send_is_reconciled_not_resent(tmp_path,
     assert len(store.timeline(identity(store, MARIA)["customer_id"])) == 3
 
 
+def test_a_lost_answer_is_matched_to_its_own_message_not_to_an_identical_earlier_reply(tmp_path, twilio, store):
+    # Issue 15: "Thanks!" sent, then "Thanks!" again two seconds later with the answer lost.
+    twilio.inbound(MARIA, "Got it, thank you")
+    sync(tmp_path, twilio, store)
+    first = reply(store, MARIA, "Thanks!")
+    sync(tmp_path, twilio, store)
+    [earlier] = twilio.outbound()
+    with twilio.lock:
+        earlier.created -= 2  # sent two seconds before the second one
+    second = reply(store, MARIA, "Thanks!")
+    twilio.drop_next_post()
+
+    assert sync(tmp_path, twilio, store) == {}
+    assert sync(tmp_path, twilio, store) == {}  # and every later run
+
+    assert [m.body for m in twilio.outbound()] == ["Thanks!", "Thanks!"]
+    _, later = twilio.outbound()
+    assert message(store, first)["external_id"] == earlier.sid
+    assert message(store, second)["external_id"] == later.sid
+    assert [r["state"] for r in store.db.query("SELECT state FROM outbox ORDER BY id")] == ["sent", "sent"]
+
+
+def test_two_identical_replies_left_in_doubt_are_each_matched_to_their_own_message(tmp_path, twilio, store):
+    twilio.inbound(MARIA, "Got it, thank you")
+    sync(tmp_path, twilio, store)
+    first, second = reply(store, MARIA, "Thanks!"), reply(store, MARIA, "Thanks!")
+    claimed = store.claim_due(["phone"])
+
+    async def send_both(channel):  # both posted, then the process died before recording either
+        return [await channel.send(out) for out in claimed]
+
+    results = asyncio.run(with_channel(tmp_path, twilio, send_both))
+    assert sync(tmp_path, twilio, store) == {}
+
+    assert len(twilio.posts) == 2
+    assert [message(store, first)["external_id"], message(store, second)["external_id"]] == \
+        [r.external_id for r in results]
+
+
+def test_a_fetched_message_that_names_another_sid_is_not_taken_for_the_watched_one(tmp_path, twilio, store):
+    twilio.inbound(MARIA, "hi")
+    sync(tmp_path, twilio, store)
+    message_id = reply(store, MARIA, "See you at 4")
+    step(tmp_path, twilio, store, "send")
+    [sent] = twilio.outbound()
+    with twilio.lock:
+        sent.script = ["sent"] * 4 + ["delivered"]  # the carrier takes its time
+    step(tmp_path, twilio, store, "pull")  # our reply is watched until it is delivered
+    later = time.time()
+    for n in range(20):  # a page of newer messages: the next pulls no longer reach our reply's page
+        twilio.inbound(KOFI, f"question {n}", at=later + 1)
+    twilio.inbound(KOFI, "one more", at=later + 2)
+    step(tmp_path, twilio, store, "pull")
+    twilio.misanswer_next_fetch()  # the peer answers the fetch of our reply with another message
+
+    step(tmp_path, twilio, store, "pull")
+    assert state(store).state == "ok"
+    assert message(store, message_id)["status"] == "sent"  # nothing taken from the other message
+    for _ in range(3):
+        step(tmp_path, twilio, store, "pull")
+    assert message(store, message_id)["status"] == "delivered"
+
+
 def test_a_restart_resumes_from_the_cursor_without_duplicates(tmp_path, twilio, store):
     t0 = int(time.time()) - 5
     for n in range(60):

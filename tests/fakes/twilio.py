@@ -148,6 +148,7 @@ class FakeTwilio:
         self.filtered: set[str] = set()  # numbers whose messages a carrier filters at once (30007)
         self.faults: list[Fault] = []
         self._drop_next_post = False
+        self._misanswer_next_fetch = False
         self.requests: list[Seen] = []
         self.posts: list[dict[str, str]] = []  # every accepted or refused send, in order
         self.violations: list[str] = []
@@ -207,6 +208,12 @@ class FakeTwilio:
         """The next send is created on Twilio's side, then the connection drops before the answer."""
         with self.lock:
             self._drop_next_post = True
+
+    def misanswer_next_fetch(self) -> None:
+        """The next fetch of one message answers with another message (a peer that mixes up its
+        answers): a client must not take what it says for the message it asked about."""
+        with self.lock:
+            self._misanswer_next_fetch = True
 
     def rotate_auth_token(self) -> str:
         with self.lock:
@@ -385,6 +392,9 @@ class FakeTwilio:
         msg = self.messages[match.group(1)]
         media = self.media.get(msg.sid, [])
         if "/Media" not in rest:
+            if self._misanswer_next_fetch:
+                self._misanswer_next_fetch = False
+                msg = max((m for m in self.messages.values() if m.sid != msg.sid), key=lambda m: m.seq)
             self._look(msg)
             return 200, self._render(msg)
         if match.group(2) is None:
