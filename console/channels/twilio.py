@@ -47,11 +47,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from console.config import AccountConfig, Secret, WorkspaceConfig
-from console.model import (FINAL_DELIVERY_STATES, REPLY_WINDOW_HOURS, Address, Attachment, AuthError,
+from console.channels import catalog
+from console.model import (FINAL_DELIVERY_STATES, Address, Attachment, AuthError,
                            ChannelError, InboundMessage, InDoubtError, OptOutChange, Outgoing, PermanentError, PullResult,
                            SendResult, StatusUpdate, TransientError)
 from console.channels.reconcile import closest_after
-from console.sms import segment_info
 
 KIND = "twilio"
 DEFAULT_API = "https://api.twilio.com"
@@ -67,8 +67,7 @@ RECONCILE_HOURS = 24  # how far back a send in doubt is looked for when its star
 CLOCK_SLACK = 120  # seconds of clock difference tolerated between us and Twilio
 
 # Twilio's default opt-out handling on long codes and toll-free numbers (SMS only).
-OPT_OUT_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
-OPT_IN_WORDS = {"START", "YES", "UNSTOP"}
+_SMS_OPT_OUT = catalog.channel("sms").opt_out
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -556,10 +555,7 @@ class TwilioChannel:
             return params
         if not out.body.strip():
             raise PermanentError("Twilio cannot send an empty message", "empty")
-        if out.channel == "sms":
-            info = segment_info(out.body)
-            if not info.sendable:
-                raise PermanentError(f"The message is {info.reason}; shorten it or split it.", "too_long")
+        catalog.enforce_length(out.channel, out.body)
         params["body"] = out.body
         return params
 
@@ -576,8 +572,7 @@ class TwilioChannel:
         if params.get("from_"):
             query["to"] = params["from_"]
         newest = next(iter(self._api().messages.page(**query)), None)
-        hours = REPLY_WINDOW_HOURS["whatsapp"]
-        return newest is not None and (_epoch(newest.date_created) or 0) >= time.time() - hours * 3600
+        return newest is not None and catalog.window_state("whatsapp", _epoch(newest.date_created)).free_text
 
     async def send(self, out: Outgoing) -> SendResult:
         params = self._params(out)
@@ -689,9 +684,9 @@ def _opt_change(msg: InboundMessage) -> OptOutChange | None:
     if msg.direction != "in" or msg.channel != "sms":
         return None
     word = msg.body.strip().upper()
-    if word in OPT_OUT_WORDS:
+    if word in _SMS_OPT_OUT.stop_words:
         return OptOutChange(msg.peer, True)
-    if word in OPT_IN_WORDS:
+    if word in _SMS_OPT_OUT.start_words:
         return OptOutChange(msg.peer, False)
     return None
 

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 import pytest
 
 from console.channels import open_channel
-from console.channels.mastodon import status_length
+from console.channels.catalog import mastodon_length
 from console.config import ConfigError
 from console.model import AuthError, TransientError
 from fakes.mastodon import TOKEN, FakeMastodon
@@ -217,8 +217,8 @@ def test_a_reply_over_500_characters_fails_at_once_without_calling_mastodon(tmp_
 def test_lengths_are_counted_as_mastodon_counts_them():
     # Every URL counts 23 characters and a remote mention only its user part. (The mock counts
     # raw characters, so this rule is checked here rather than against it.)
-    assert status_length("@ann@remote.example " + "y" * 400 + " https://acme.example/" + "z" * 200) == 5 + 401 + 23
-    assert status_length("\U0001F382" * 10) == 10
+    assert mastodon_length("@ann@remote.example " + "y" * 400 + " https://acme.example/" + "z" * 200) == 5 + 401 + 23
+    assert mastodon_length("\U0001F382" * 10) == 10
 
 
 # ---- errors --------------------------------------------------------------------------------------
