@@ -7,4 +7,7 @@ description (tests/specs/), started on 127.0.0.1 and checked against that descri
     fake.<control API>(...)             # a customer writes, a fault is queued, a token revoked
     fake.violations                     # requests or answers outside the description: must be []
     fake.stop()
+
+and a `Peer` (fakes.peer): the same service as the shared contract suite
+(tests/channels/test_contract.py) drives it. A new account kind brings one module here.
 """

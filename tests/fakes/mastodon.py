@@ -13,10 +13,16 @@ Starting the server costs about a second, so one server is started per test proc
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
+import time
+from datetime import datetime, timezone
 
 import httpx
 import pytest
+
+from console.model import Address
+from fakes import peer
 
 TOKEN = "acme-secret-token-0123456789abcdef"  # a fixture for the mock server, not a real credential
 BUSINESS = "acmebakery"
@@ -103,3 +109,44 @@ class FakeMastodon:
     def revoke_token(self) -> None:
         """The business's access token stops working (revoked under Preferences > Development)."""
         self.http.post("/oauth/revoke", data={"token": self.token}).raise_for_status()
+
+
+class Peer(peer.Peer):
+    """The Mastodon account for the contract suite."""
+
+    kind = "mastodon"
+    channels = ("mastodon",)
+
+    def start(self) -> None:
+        self.fake = FakeMastodon().start()
+        self._people = itertools.count(1)
+
+    def stop(self) -> None:
+        self.fake.stop()
+
+    def account(self, url: str | None = None) -> str:
+        return f'access_token = "{TOKEN}"\ninstance_url = "{url or self.fake.url}"\npoll_interval = 0.01\ntimeout = 5\n'
+
+    def secrets(self) -> list[str]:
+        return [TOKEN]
+
+    def customer(self, channel: str) -> peer.Customer:
+        name = f"customer{next(self._people)}"
+        user = self.fake.add_user(name)
+        return peer.Customer(channel, Address("mastodon", str(user["id"]), "@" + name), user)
+
+    def writes(self, customer: peer.Customer, text: str) -> None:
+        self.fake.dm(customer.handle, text)
+
+    def received(self, customer: peer.Customer) -> list[str]:
+        mine = [s for s in self.fake.business_statuses()
+                if any(str(m.get("id")) == str(customer.handle["id"]) for m in s.get("mentions") or [])]
+        return [str(s["id"]) for s in reversed(mine)]  # the API lists newest first
+
+    def refuse_credentials(self) -> None:
+        self.fake.revoke_token()
+
+    def rate_limit_next_pull(self, seconds: int) -> float | None:
+        reset = datetime.fromtimestamp(time.time() + seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+        self.fake.fail("/api/v1/conversations", {"type": "ratelimit", "headers": {"X-RateLimit-Reset": reset}})
+        return float(seconds)

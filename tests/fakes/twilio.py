@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import email.utils
 import functools
+import itertools
 import json
 import re
 import secrets
@@ -31,6 +32,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from console.model import Address
+from fakes import peer
 from fakes.spec import spec_path
 from servers import http
 
@@ -531,3 +534,48 @@ def _explain(exc: BaseException) -> str:
 def _error(status: int, code: int, message: str) -> tuple[int, dict]:
     return status, {"code": code, "message": message,
                     "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+
+
+class Peer(peer.Peer):
+    """The Twilio account for the contract suite: SMS and WhatsApp on one number."""
+
+    kind = "twilio"
+    channels = ("sms", "whatsapp")
+    OURS = "+15550001111"
+
+    def start(self) -> None:
+        self.fake = FakeTwilio(numbers=(self.OURS,), spec=load_spec()).start()
+        self.token = self.fake.auth_token  # the one the account is configured with
+        self._people = itertools.count(1)
+
+    def stop(self) -> None:
+        self.fake.stop()
+
+    @property
+    def violations(self) -> list[str]:
+        return self.fake.violations
+
+    def account(self, url: str | None = None) -> str:
+        return (f'account_sid = "{self.fake.account_sid}"\nauth_token = "{self.token}"\n'
+                f'numbers = ["{self.OURS}", "whatsapp:{self.OURS}"]\napi_base_url = "{url or self.fake.url}"\n'
+                "poll_interval = 0.01\ntimeout = 5\n")
+
+    def secrets(self) -> list[str]:
+        return [self.token, self.fake.auth_token]
+
+    def customer(self, channel: str) -> peer.Customer:
+        number = f"+1555765{next(self._people):04d}"
+        return peer.Customer(channel, Address("phone", number), ("whatsapp:" if channel == "whatsapp" else "") + number)
+
+    def writes(self, customer: peer.Customer, text: str) -> None:
+        self.fake.inbound(customer.handle, text)
+
+    def received(self, customer: peer.Customer) -> list[str]:
+        return [m.sid for m in self.fake.outbound() if m.to == customer.handle]
+
+    def refuse_credentials(self) -> None:
+        self.fake.rotate_auth_token()
+
+    def rate_limit_next_pull(self, seconds: int) -> float | None:
+        self.fake.fail_next(retry_after=str(seconds), methods=("GET",))
+        return float(seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -42,3 +43,16 @@ def stop(server: ThreadingHTTPServer | None) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+_NOT_LISTENING: list[socket.socket] = []
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing answers: its port stays bound by this process but never
+    listens, so every connection is refused at once (and no other test can take the port)."""
+    if not _NOT_LISTENING:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        _NOT_LISTENING.append(sock)
+    return f"http://127.0.0.1:{_NOT_LISTENING[0].getsockname()[1]}"
