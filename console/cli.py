@@ -81,11 +81,18 @@ def workspace_for(args: argparse.Namespace) -> WorkspaceConfig | None:
 
 
 def _setup_logging(ws: WorkspaceConfig, name: str) -> None:
+    """`<data_dir>/<name>.log` gets everything from INFO; `<data_dir>/errors.log` gets the errors,
+    with their tracebacks, of every process of the workspace (the app's and the engine's): an
+    empty errors.log is a workspace where nothing went wrong."""
     ws.data_dir.mkdir(parents=True, exist_ok=True)
+    form = logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     handler = logging.FileHandler(ws.data_dir / f"{name}.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(form)
+    errors = logging.FileHandler(ws.data_dir / "errors.log", encoding="utf-8", delay=True)
+    errors.setLevel(logging.ERROR)
+    errors.setFormatter(form)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, errors]
     root.setLevel(logging.INFO)
 
 
@@ -147,7 +154,8 @@ def _engine_args(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
-    from console.sync import Engine, SyncLock
+    from console.sync import Engine
+    from console.synclock import SyncLock
 
     if not ws.accounts:
         return fail(f"{ws.path}: no [[accounts]] configured; nothing to sync")
@@ -180,11 +188,14 @@ def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
 
 
 async def _stop_with_parent(engine, parent_pid: int) -> None:
-    """The TUI started this engine: stop when it goes, so no orphan keeps the lock."""
+    """The app started this engine: when it goes (quit, crash, a dropped SSH session), deliver
+    what is due in the outbox, then stop, so no orphan keeps the lock."""
+    from console.synclock import FINISH_OUTBOX_WITHIN
+
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         if os.getppid() != parent_pid:
-            engine.stop()
+            engine.drain(FINISH_OUTBOX_WITHIN)
             return
 
 

@@ -3,14 +3,13 @@
 For each account it runs a pull loop (cursor in, messages + cursor out, applied in one
 transaction) and a delivery loop (outbox rows claimed, sent, recorded). Transient errors back off
 exponentially with jitter; an auth error stops that account and says so in its status; a failing
-account never stops the others. Exactly one process per workspace runs the engine: `SyncLock`
-holds an exclusive lock on a file in the data dir, which the OS releases if the process dies.
+account never stops the others. Exactly one process per workspace runs the engine, holding
+console/synclock.py's lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import random
@@ -40,47 +39,6 @@ def backoff(failures: int, retry_after: float | None = None, base: float = 2.0, 
     return max(delay, retry_after or 0.0)
 
 
-class SyncLock:
-    """An exclusive, crash-safe lock on `<data_dir>/sync.lock`: who may run the engine."""
-
-    def __init__(self, data_dir: Path):
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / "sync.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return True
-
-    def holder(self) -> int | None:
-        """The pid of the process holding the lock, or None if nobody does."""
-        if self._fd is not None:
-            return os.getpid()
-        probe = SyncLock.__new__(SyncLock)
-        probe.path, probe._fd = self.path, None
-        if probe.acquire():
-            probe.release()
-            return None
-        try:
-            return int(self.path.read_text().strip() or 0) or None
-        except (OSError, ValueError):
-            return None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 @dataclass
 class AccountRun:
     channel: Channel
@@ -102,6 +60,8 @@ class Engine:
         self.runs: dict[str, AccountRun] = {}
         self.errors: dict[str, str] = {}  # account -> why it could not even start
         self._stop = asyncio.Event()
+        self._drain_until: float | None = None  # draining: no more pulls, the outbox until then
+        self._drainer: asyncio.Task | None = None
         if channels is not None:
             self.runs = {name: AccountRun(ch) for name, ch in channels.items()}
             return
@@ -124,6 +84,28 @@ class Engine:
             if interrupt is not None:
                 interrupt()  # end a long poll (IMAP IDLE) now rather than at its timeout
 
+    def drain(self, within: float) -> None:
+        """Stop pulling; deliver what the outbox holds due within `within` seconds; then stop."""
+        if self._drain_until is not None:
+            return
+        self._drain_until = time.time() + within
+        for run in self.runs.values():
+            run.wake.set()
+            interrupt = getattr(run.channel, "interrupt", None)
+            if interrupt is not None:
+                interrupt()
+        self._drainer = asyncio.get_running_loop().create_task(self._drain_watch(), name="drain")
+
+    async def _drain_watch(self) -> None:
+        names = set(self.runs)
+        while not self._stop.is_set():
+            waiting = await asyncio.to_thread(self.store.outbox_waiting)
+            if not [w for w in waiting if w["account"] in names and w["next_try_at"] <= self._drain_until]:
+                log.info("the app is gone and the outbox is delivered: stopping")
+                self.stop()
+                return
+            await asyncio.sleep(0.5)
+
     async def _state(self, name: str, state: str, detail: str = "", progress: tuple[int, int] | None = None) -> None:
         problem = self.runs[name].send_problem
         if problem is not None and state in ("ok", "syncing"):
@@ -141,7 +123,7 @@ class Engine:
     # ---- pulling --------------------------------------------------------------------------------
     async def pull_loop(self, name: str, once: bool = False) -> None:
         run = self.runs[name]
-        while not self._stop.is_set() and not run.stopped:
+        while not self._stop.is_set() and not run.stopped and self._drain_until is None:
             try:
                 cursor = await asyncio.to_thread(self.store.cursor, name)
                 result = await run.channel.pull(cursor)
@@ -310,12 +292,18 @@ class Engine:
         run = self.runs[name]
         fetch = getattr(run.channel, "fetch_attachment", None)
         for item in await asyncio.to_thread(self.store.pending_downloads, name):
+            raw = await asyncio.to_thread(self.store.message_raw, item["message_id"])
+            if raw is not None:
+                fetch = _from_raw  # the attachment is in the kept message: no network
             if fetch is None or not item["ref"]:
                 await asyncio.to_thread(self.store.record_download, item["id"], "",
                                         f"{run.channel.kind} attachments cannot be downloaded")
                 continue
             try:
-                data = await asyncio.wait_for(fetch(item["external_id"], item["ref"]), timeout=SEND_TIMEOUT)
+                if raw is not None:
+                    data = await asyncio.wait_for(fetch(item["external_id"], item["ref"], raw=raw), timeout=SEND_TIMEOUT)
+                else:
+                    data = await asyncio.wait_for(fetch(item["external_id"], item["ref"]), timeout=SEND_TIMEOUT)
                 path = await asyncio.to_thread(save, data, item["name"], Path(item["folder"]))
             except TransientError as exc:
                 log.info("%s: attachment not fetched yet: %s", name, exc)
@@ -366,6 +354,8 @@ class Engine:
             if once:
                 await self.tidy()
         finally:
+            if self._drainer is not None:
+                tasks.append(self._drainer)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -378,3 +368,13 @@ class Engine:
         failed = dict(self.errors)
         failed.update({name: run.error for name, run in self.runs.items() if run.error})
         return failed
+
+
+async def _from_raw(external_id: str, ref: str, raw: bytes) -> bytes:
+    """An attachment out of a message's kept MIME bytes."""
+    from console.mailparse import part_bytes
+
+    data = part_bytes(raw, ref)
+    if data is None:
+        raise PermanentError("the attachment is not in the kept message")
+    return data

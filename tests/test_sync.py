@@ -13,7 +13,8 @@ import time
 from console.config import parse
 from console.model import (Address, Attachment, AuthError, InboundMessage, PermanentError, PullResult, SendResult,
                            TransientError)
-from console.sync import Engine, SyncLock, backoff
+from console.sync import Engine, backoff
+from console.synclock import SyncLock
 
 PEER = Address("phone", "+15550100001", "Ann")
 
@@ -232,7 +233,7 @@ def test_a_store_error_while_recording_a_send_marks_it_and_the_engine_goes_on(st
 def test_only_one_process_holds_the_sync_lock(tmp_path):
     first = SyncLock(tmp_path)
     assert first.acquire()
-    code = ("import sys; from pathlib import Path; from console.sync import SyncLock;"
+    code = ("import sys; from pathlib import Path; from console.synclock import SyncLock;"
             f"l = SyncLock(Path({str(tmp_path)!r})); print(l.acquire(), l.holder())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "False" and int(out[1]) == __import__("os").getpid()
@@ -243,7 +244,7 @@ def test_only_one_process_holds_the_sync_lock(tmp_path):
 
 def test_lock_is_released_when_the_holder_is_killed(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys,time; from pathlib import Path; from console.sync import SyncLock;"
+                               "import sys,time; from pathlib import Path; from console.synclock import SyncLock;"
                                f"l=SyncLock(Path({str(tmp_path)!r})); assert l.acquire(); print('held', flush=True);"
                                "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -11,6 +11,7 @@ from console.model import Address, InboundMessage, PullResult
 from console.store import ListFilter, Store
 from console.sync import Engine
 from console.ui.app import ConsoleApp
+from console.ui.keys import binding_ids
 from conftest import ready, until  # noqa: F401 - the demo fixtures live in conftest
 
 SIZE = (80, 24)
@@ -133,7 +134,7 @@ async def test_status_tabs_and_channel_filters(demo):
         await until(pilot, lambda: app.conversations.total == store.count_rows(ListFilter("waiting"))
                     and app.current is not None, "the Waiting tab")
         await pilot.press("O", "1")
-        channel = app.channels[0]
+        channel = app.inbox.channels[0]
         await until(pilot, lambda: app.conversations.filter.channel == channel and app.current is not None,
                     "the first channel's filter")
         expected = store.count_rows(ListFilter("open", channel))
@@ -154,7 +155,7 @@ async def test_help_lists_every_binding_with_its_id(demo):
 
         assert isinstance(app.screen, HelpScreen)
         listed = {ident for _, _, ident in app.screen.rows}
-        assert ConsoleApp.binding_ids() <= listed
+        assert binding_ids() <= listed
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -187,7 +188,7 @@ async def test_snooze_hides_until_chosen_time(demo):
 
 async def test_keys_can_be_remapped_by_binding_id(demo, tmp_path):
     ws, store = demo
-    ws.keymap = {"conversation.done": "x"}
+    ws.keymap = {"conversation.done": "x", "customer.split": "X"}
     app = ConsoleApp(ws, store)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
@@ -295,7 +296,7 @@ def test_no_escape_sequence_from_customer_text_reaches_the_terminal(tmp_path):
 
 def test_readme_key_table_lists_every_binding_id():
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    ids = {i for i in ConsoleApp.binding_ids() if not i.startswith("list.channel_")} | {"list.channel_1", "list.channel_9"}
+    ids = {i for i in binding_ids() if not i.startswith("list.channel_")} | {"list.channel_1", "list.channel_9"}
     missing = sorted(i for i in ids if f"`{i}`" not in readme)
     assert not missing, f"README's key table lacks: {missing}"
 

@@ -16,7 +16,8 @@ from console.store.outbox import OptedOut, OutboxMixin
 from console.store.triage import (CustomerCard, Note, Presence, SearchHit, SearchSyntaxError, Suggestion,
                                   TriageMixin)
 from console.store.rawfile import RawFile
-from console.store.queries import STATUSES, AccountState, IdentityRow, ListFilter, ListRow, QueryMixin, TimelineEntry
+from console.store.lists import STATUSES, ListFilter, ListRow, ListsMixin, refresh_lists
+from console.store.queries import AccountState, IdentityRow, QueryMixin, TimelineEntry
 
 __all__ = [
     "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
@@ -24,9 +25,9 @@ __all__ = [
 ]
 
 
-class Store(IngestMixin, OutboxMixin, QueryMixin, TriageMixin, BackupMixin):
+class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, BackupMixin):
     def __init__(self, path: Path | str, region: str = "US"):
-        self.db = Database(path)
+        self.db = Database(path, before_commit=(refresh_lists,))
         self.raw = RawFile(Path(path))
         self.region = region
 

@@ -32,11 +32,12 @@ class OutboxMixin:
 
     def enqueue_reply(self, identity_id: int, account: str, channel: str, body: str, subject: str = "",
                       author: str = "", conversation_id: int | None = None,
-                      options: dict[str, str] | None = None, delay: float = 0.0) -> int:
+                      options: dict[str, str] | None = None, delay: float = 0.0, new_thread: bool = False) -> int:
         """Write a reply and its outbox row in one transaction; returns the message id.
 
         The reply joins `conversation_id` when it is this account's thread with this identity,
-        otherwise the latest such thread, otherwise a new one.
+        otherwise the latest such thread, otherwise a new one; with `new_thread` (a new email on
+        a subject of its own) always a new one.
         """
         at = now()
         with self.db.write() as conn:
@@ -51,7 +52,7 @@ class OutboxMixin:
                     "SELECT * FROM conversation WHERE id = ? AND account = ? AND identity_id = ? AND channel = ?",
                     (conversation_id, account, identity_id, channel),
                 ).fetchone()
-            if conv is None:
+            if conv is None and not new_thread:
                 conv = conn.execute(
                     """SELECT * FROM conversation WHERE account = ? AND identity_id = ? AND channel = ?
                        ORDER BY last_message_at DESC LIMIT 1""",
@@ -93,6 +94,24 @@ class OutboxMixin:
                 conn.execute("UPDATE message SET status = 'failed', status_detail = 'cancelled' WHERE id = ?",
                              (message_id,))
         return bool(done)
+
+    def last_pending_send(self, author: str, accounts: list[str] | None = None) -> dict | None:
+        """The newest reply of `author` still waiting in the outbox (its send delay not over): what
+        `U` takes back, found in the store, so it works after a restart too."""
+        row = self.db.query_one(
+            """SELECT o.message_id, o.next_try_at, c.customer_id, cu.name, m.channel, m.body
+               FROM outbox o JOIN message m ON m.id = o.message_id JOIN conversation c ON c.id = m.conversation_id
+               JOIN customer cu ON cu.id = c.customer_id
+               WHERE o.state = 'pending' AND m.author = ? AND o.attempts = 0 ORDER BY o.id DESC LIMIT 1""",
+            (author,))
+        return dict(row) if row else None
+
+    def outbox_waiting(self) -> list[dict]:
+        """Replies not delivered yet (pending or in doubt): state, when each is due, for which
+        account. What quitting the app says about."""
+        return [dict(r) for r in self.db.query(
+            """SELECT o.id, o.account, o.state, o.next_try_at, m.channel FROM outbox o JOIN message m ON m.id = o.message_id
+               WHERE o.state IN ('pending', 'sending') ORDER BY o.next_try_at""")]
 
     def _outgoing(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Outgoing:
         msg = conn.execute(

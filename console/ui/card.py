@@ -9,10 +9,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from console.store import CustomerCard, IdentityRow, Suggestion
-from console.ui.render import CHANNEL_NAMES, icon, safe, safe_line, when
-
-KIND_LABELS = {"email": "email", "phone": "phone", "telegram": "Telegram", "instagram": "Instagram",
-               "messenger": "Messenger", "mastodon": "Mastodon"}
+from console.ui.guard import Guarded
+from console.ui.render import KIND_LABELS, channel_icon, channel_name, safe, safe_line, when
 
 
 def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: list[Suggestion]) -> Text:
@@ -45,7 +43,7 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
     text.append("\nLast reply ", style="dim")
     text.append(when(card.last_reply_at) if card.last_reply_at else "never")
     text.append("\nMessages ", style="dim")
-    text.append(", ".join(f"{icon(ch)} {CHANNEL_NAMES.get(ch, ch)} {n}" for ch, n in card.per_channel.items())
+    text.append(", ".join(f"{channel_icon(ch)} {channel_name(ch)} {n}" for ch, n in card.per_channel.items())
                 or "none")
     text.append("\n\nNotes", style="bold")
     if not card.notes:
@@ -66,7 +64,7 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
     return text
 
 
-class CardView(VerticalScroll):
+class CardView(Guarded, VerticalScroll):
     """Hidden until toggled; the app fills it when the selection changes."""
 
     def compose(self):

@@ -22,11 +22,32 @@ CHANNEL_NAMES = {
     "email": "email", "sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram", "instagram": "Instagram",
     "messenger": "Messenger", "mastodon": "Mastodon",
 }
+# Identity kinds: SMS and WhatsApp share "phone".
+KIND_ICONS = {"email": "✉", "phone": "☎", "telegram": "✈", "instagram": "◎", "messenger": "ⓜ", "mastodon": "🐘"}
+KIND_LABELS = {"email": "email", "phone": "phone", "telegram": "Telegram", "instagram": "Instagram",
+               "messenger": "Messenger", "mastodon": "Mastodon"}
+# Kinds whose address is a service's numeric user id: the handle (display name) is what people know.
+HANDLE_KINDS = ("telegram", "instagram", "messenger", "mastodon")
 STATE_MARKS = {"ok": "●", "syncing": "⟳", "retrying": "⚠", "auth": "⚠", "error": "⚠", "idle": "○"}
 
 
-def icon(channel: str) -> str:
+def channel_icon(channel: str) -> str:
     return CHANNEL_ICONS.get(channel, "•")
+
+
+icon = channel_icon
+
+
+def channel_name(channel: str) -> str:
+    return CHANNEL_NAMES.get(channel, channel)
+
+
+def identity_label(kind: str, address: str, display_name: str = "", limit: int = 40, icon: bool = True) -> Text:
+    """'✉ maria@example.com', '◎ @maria.bakes' (never Instagram's numeric id when a handle is known)."""
+    shown = display_name if kind in HANDLE_KINDS and display_name else address
+    text = Text(f"{KIND_ICONS.get(kind, '•')} " if icon else "")
+    text.append_text(safe_line(shown, limit))
+    return text
 
 
 def safe(text: str | None, style: str = "") -> Text:
@@ -36,6 +57,12 @@ def safe(text: str | None, style: str = "") -> Text:
 
 def safe_line(text: str | None, limit: int = 200, style: str = "") -> Text:
     return Text(one_line(text, limit), style=style)
+
+
+def clean_body(text: str | None) -> str:
+    """A message body ready to lay out: sanitised, tabs as spaces (a tab's width depends on the
+    terminal, and the layout counts cells)."""
+    return clean(text).expandtabs(4)
 
 
 def age(seconds: float) -> str:
