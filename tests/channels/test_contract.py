@@ -7,19 +7,18 @@ fake. A new account kind is held to all of this as soon as its fake module has a
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import time
 
 import pytest
 
-from console.channels import catalog, open_channel
+from console.channels import catalog
 from console.model import Address, AuthError, Outgoing, PermanentError, TransientError
 from console.sanitize import clean
 from fakes.peer import ACCOUNT, Customer, Peer
 from servers.http import closed_port_url
-from workspace import sync_once, workspace_from
+from workspace import sync_once, with_open_channel, workspace_from
 
 # Account kinds whose Peer is still to come, and why. Every other kind must have one.
 AWAITING_PEER = {
@@ -57,16 +56,7 @@ def workspace(tmp_path, peer: Peer, url: str | None = None):
 
 def with_adapter(tmp_path, peer: Peer, work, url: str | None = None):
     """`await work(adapter)` on a freshly opened adapter (as after a restart), closed afterwards."""
-    ws = workspace(tmp_path, peer, url)
-
-    async def go():
-        adapter = open_channel(ws.accounts[0], ws)
-        try:
-            return await work(adapter)
-        finally:
-            await adapter.close()
-
-    return asyncio.run(go())
+    return with_open_channel(workspace(tmp_path, peer, url), work)
 
 
 def drain(tmp_path, peer: Peer, cursor: str | None):

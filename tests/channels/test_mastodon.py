@@ -165,25 +165,6 @@ def test_a_send_interrupted_by_a_crash_is_found_again_not_posted_twice(tmp_path,
     assert (row["status"], row["external_id"]) == ("sent", posted.external_id)
 
 
-def test_two_identical_replies_left_in_doubt_are_each_matched_to_their_own_status(tmp_path, mastodon, store):
-    ann = mastodon.add_user("ann")
-    mastodon.dm(ann, "Can I pick up at 4?")
-    sync(tmp_path, mastodon, store)
-    ident = identity(store, ann["id"])
-    first = store.enqueue_reply(ident["id"], "masto", "mastodon", "Thanks!")
-    second = store.enqueue_reply(ident["id"], "masto", "mastodon", "Thanks!")
-    claimed = store.claim_due(["masto"])
-
-    async def send_both(channel):  # both posted, then the process died before recording either
-        return [await channel.send(out) for out in claimed]
-
-    results = with_channel(tmp_path, mastodon, send_both)
-    assert sync(tmp_path, mastodon, store) == {}
-    assert len(mastodon.business_statuses()) == 2
-    recorded = [store.db.query_one("SELECT external_id FROM message WHERE id = ?", (m,))[0] for m in (first, second)]
-    assert recorded == [r.external_id for r in results]
-
-
 def test_a_reply_is_not_taken_for_a_longer_one_that_starts_the_same(tmp_path, mastodon, store):
     ann = mastodon.add_user("ann")
     mastodon.dm(ann, "Can I pick up at 4?")

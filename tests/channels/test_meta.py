@@ -350,23 +350,6 @@ def test_a_send_whose_answer_was_lost_is_checked_before_anything_is_sent_again(t
     assert (row["status"], row["external_id"]) == ("sent", sent["message_id"])
 
 
-def test_two_identical_replies_left_in_doubt_are_each_matched_to_their_own_message(tmp_path, meta, store):
-    ann = meta.add_user("Ann")
-    meta.message(ann, "Can I pick up at 4?")
-    sync(tmp_path, meta, store)
-    first, second = reply(store, ann, "Thanks!"), reply(store, ann, "Thanks!")
-    claimed = store.claim_due(["page"])
-
-    async def send_both(channel):  # both sent, then the process died before recording either
-        return [await channel.send(out) for out in claimed]
-
-    results = with_channel(tmp_path, meta, send_both)
-    assert sync(tmp_path, meta, store) == {}
-    assert len(meta.sent) == 2
-    assert [status_of(store, first)["external_id"], status_of(store, second)["external_id"]] == \
-        [r.external_id for r in results]
-
-
 def test_a_send_in_doubt_whose_copy_a_pull_already_stored_is_recognised_not_sent_again(tmp_path, meta, store):
     ann = meta.add_user("Ann")
     meta.message(ann, "hi", ago=10)

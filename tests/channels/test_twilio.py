@@ -420,23 +420,6 @@ def test_a_lost_answer_is_matched_to_its_own_message_not_to_an_identical_earlier
     assert [r["state"] for r in store.db.query("SELECT state FROM outbox ORDER BY id")] == ["sent", "sent"]
 
 
-def test_two_identical_replies_left_in_doubt_are_each_matched_to_their_own_message(tmp_path, twilio, store):
-    twilio.inbound(MARIA, "Got it, thank you")
-    sync(tmp_path, twilio, store)
-    first, second = reply(store, MARIA, "Thanks!"), reply(store, MARIA, "Thanks!")
-    claimed = store.claim_due(["phone"])
-
-    async def send_both(channel):  # both posted, then the process died before recording either
-        return [await channel.send(out) for out in claimed]
-
-    results = asyncio.run(with_channel(tmp_path, twilio, send_both))
-    assert sync(tmp_path, twilio, store) == {}
-
-    assert len(twilio.posts) == 2
-    assert [message(store, first)["external_id"], message(store, second)["external_id"]] == \
-        [r.external_id for r in results]
-
-
 def test_a_fetched_message_that_names_another_sid_is_not_taken_for_the_watched_one(tmp_path, twilio, store):
     twilio.inbound(MARIA, "hi")
     sync(tmp_path, twilio, store)

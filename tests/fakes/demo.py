@@ -30,6 +30,10 @@ class Peer(peer.Peer):
     def stop(self) -> None:
         pass
 
+    @property
+    def violations(self) -> list[str]:
+        return []
+
     def account(self, url: str | None = None) -> str:
         channels = ", ".join(f'"{c}"' for c in self.channels)
         return f"seed = {self.seed}\nchannels = [{channels}]\nchatter = false\nreply_delay = 0.0\npoll_interval = 0.01\n"

@@ -13,7 +13,6 @@ Starting the server costs about a second, so one server is started per test proc
 from __future__ import annotations
 
 import atexit
-import itertools
 import os
 import time
 from datetime import datetime, timezone
@@ -117,12 +116,8 @@ class Peer(peer.Peer):
     kind = "mastodon"
     channels = ("mastodon",)
 
-    def start(self) -> None:
-        self.fake = FakeMastodon().start()
-        self._people = itertools.count(1)
-
-    def stop(self) -> None:
-        self.fake.stop()
+    def new_fake(self) -> FakeMastodon:
+        return FakeMastodon()
 
     def account(self, url: str | None = None) -> str:
         return f'access_token = "{TOKEN}"\ninstance_url = "{url or self.fake.url}"\npoll_interval = 0.01\ntimeout = 5\n'
@@ -131,7 +126,7 @@ class Peer(peer.Peer):
         return [TOKEN]
 
     def customer(self, channel: str) -> peer.Customer:
-        name = f"customer{next(self._people)}"
+        name = f"customer{next(self.people)}"
         user = self.fake.add_user(name)
         return peer.Customer(channel, Address("mastodon", str(user["id"]), "@" + name), user)
 

@@ -422,17 +422,10 @@ class Peer(peer.Peer):
     kind = "meta"
     channels = ("messenger", "instagram")
 
-    def start(self) -> None:
-        self.fake = FakeMeta().start()
-        self.token = self.fake.token  # the one the account is configured with
-        self._people = itertools.count(1)
-
-    def stop(self) -> None:
-        self.fake.stop()
-
-    @property
-    def violations(self) -> list[str]:
-        return self.fake.violations
+    def new_fake(self) -> FakeMeta:
+        fake = FakeMeta()
+        self.token = fake.token  # the one the account is configured with, whatever is revoked later
+        return fake
 
     def account(self, url: str | None = None) -> str:
         return (f'page_id = "{self.fake.page_id}"\npage_access_token = "{self.token}"\n'
@@ -442,7 +435,7 @@ class Peer(peer.Peer):
         return [self.token]
 
     def customer(self, channel: str) -> peer.Customer:
-        name = f"Customer {next(self._people)}" if channel == "messenger" else f"customer_{next(self._people)}"
+        name = f"Customer {next(self.people)}" if channel == "messenger" else f"customer_{next(self.people)}"
         user = self.fake.add_user(name, channel)
         return peer.Customer(channel, Address(channel, user["id"], name if channel == "messenger" else "@" + name), user)
 

@@ -10,6 +10,7 @@ limit) is named in `cannot` with the reason; the suite reports it as skipped wit
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,16 +37,23 @@ class Peer:
     # messages back); the suite then checks that such a send is left to a person, never resent.
     reconciles = True
 
-    def start(self) -> None:
+    fake: Any = None
+
+    def new_fake(self) -> Any:
+        """The fake, not started yet (see fakes/__init__.py for the shape every fake has)."""
         raise NotImplementedError
 
+    def start(self) -> None:
+        self.fake = self.new_fake().start()
+        self.people = itertools.count(1)  # numbers for made-up customers
+
     def stop(self) -> None:
-        raise NotImplementedError
+        self.fake.stop()
 
     @property
     def violations(self) -> list[str]:
         """Requests or answers outside the service's description, seen by the fake."""
-        return []
+        return self.fake.violations
 
     def account(self, url: str | None = None) -> str:
         """The keys of the `[[accounts]]` table (without kind and name) for an account on this fake,

@@ -477,17 +477,10 @@ class Peer(peer.Peer):
     channels = ("telegram",)
     reconciles = False  # a bot cannot read back the messages it sent
 
-    def start(self) -> None:
-        self.fake = FakeTelegram().start()
-        self.token = self.fake.token  # the one the account is configured with
-        self._people = itertools.count(1)
-
-    def stop(self) -> None:
-        self.fake.stop()
-
-    @property
-    def violations(self) -> list[str]:
-        return self.fake.violations
+    def new_fake(self) -> FakeTelegram:
+        fake = FakeTelegram()
+        self.token = fake.token  # the one the account is configured with, whatever is revoked later
+        return fake
 
     def account(self, url: str | None = None) -> str:
         return (f'bot_token = "{self.token}"\napi_base_url = "{url or self.fake.url}"\n'
@@ -497,7 +490,7 @@ class Peer(peer.Peer):
         return [self.token, self.token.split(":", 1)[1]]
 
     def customer(self, channel: str) -> peer.Customer:
-        n = next(self._people)
+        n = next(self.people)
         user = self.fake.add_user(f"Customer{n}", username=f"customer{n}")
         return peer.Customer(channel, Address("telegram", str(user["id"]), f"@customer{n}"), user)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import email.utils
 import functools
-import itertools
 import json
 import re
 import secrets
@@ -543,17 +542,10 @@ class Peer(peer.Peer):
     channels = ("sms", "whatsapp")
     OURS = "+15550001111"
 
-    def start(self) -> None:
-        self.fake = FakeTwilio(numbers=(self.OURS,), spec=load_spec()).start()
-        self.token = self.fake.auth_token  # the one the account is configured with
-        self._people = itertools.count(1)
-
-    def stop(self) -> None:
-        self.fake.stop()
-
-    @property
-    def violations(self) -> list[str]:
-        return self.fake.violations
+    def new_fake(self) -> FakeTwilio:
+        fake = FakeTwilio(numbers=(self.OURS,), spec=load_spec())
+        self.token = fake.auth_token  # the one the account is configured with, whatever is rotated later
+        return fake
 
     def account(self, url: str | None = None) -> str:
         return (f'account_sid = "{self.fake.account_sid}"\nauth_token = "{self.token}"\n'
@@ -564,7 +556,7 @@ class Peer(peer.Peer):
         return [self.token, self.fake.auth_token]
 
     def customer(self, channel: str) -> peer.Customer:
-        number = f"+1555765{next(self._people):04d}"
+        number = f"+1555765{next(self.people):04d}"
         return peer.Customer(channel, Address("phone", number), ("whatsapp:" if channel == "whatsapp" else "") + number)
 
     def writes(self, customer: peer.Customer, text: str) -> None:
