@@ -102,7 +102,7 @@ _IDENTITIES = {entry.kind: entry for entry in (
     IdentityEntry("telegram", "Telegram", "✈", True),
     IdentityEntry("instagram", "Instagram", "◎", True),
     IdentityEntry("messenger", "Messenger", "ⓜ", True),
-    IdentityEntry("mastodon", "Mastodon", "🐘", False),
+    IdentityEntry("mastodon", "Mastodon", "🐘", True),  # the address is the numeric account id
 )}
 
 _ACCOUNT_KINDS = {kind.id: kind for kind in (
