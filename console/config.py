@@ -25,8 +25,10 @@ else:  # pragma: no cover - the package requires 3.11, tomli keeps older interpr
 
 import platformdirs
 
+from console.channels import catalog
+
 APP_NAME = "console"
-KINDS = ("demo", "email", "twilio", "telegram", "meta", "mastodon")
+KINDS = tuple(kind.id for kind in catalog.account_kinds())
 
 
 class ConfigError(Exception):
@@ -356,8 +358,7 @@ def _slug(name: str) -> str:
 
 
 def _has_inline_secret(accounts: list[dict]) -> bool:
-    secret_names = ("password", "auth_token", "api_secret", "api_key_secret", "token", "access_token",
-                    "page_token", "page_access_token", "bot_token")
+    secret_names = catalog.secret_keys()
     return any(isinstance(raw, dict) and any(k in raw for k in secret_names) for raw in accounts)
 
 

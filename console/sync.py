@@ -167,29 +167,73 @@ class Engine:
                 await self._sleep(run, backoff(run.failures, cap=600))
 
     # ---- sending --------------------------------------------------------------------------------
+    # A send's outcome is recorded whatever goes wrong: an adapter bug or a store error while
+    # recording marks that one send for a person and the engine goes on with the next.
     async def reconcile_in_doubt(self, name: str) -> None:
         run = self.runs[name]
-        for out in await asyncio.to_thread(self.store.in_doubt, [name]):
+        for listed in await asyncio.to_thread(self.store.in_doubt, [name]):
+            # Read again: reconciling the ones before may have taken external ids this one must skip.
+            out = await asyncio.to_thread(self.store.still_in_doubt, listed.outbox_id)
+            if out is None:
+                continue
             try:
-                found = await run.channel.reconcile(out)
-            except NotImplementedError:
-                await asyncio.to_thread(
-                    self.store.record_failed, out,
-                    "console stopped while sending this; check whether it arrived before sending it again",
-                    False, "unknown")
-                continue
-            except ChannelError as exc:
-                log.warning("%s: cannot reconcile outbox %s yet: %s", name, out.outbox_id, exc)
-                # Still in doubt: it stays 'sending' and is asked about again; 'pending' would make
-                # the next claim send it a second time.
-                await asyncio.to_thread(self.store.record_checking, out, f"checking: {exc}", time.time() + 30)
-                continue
-            if found is not None:
-                await asyncio.to_thread(self.store.record_sent, out, found)
-            else:
-                await asyncio.to_thread(self.store.record_retry, out, "interrupted before sending", time.time())
+                await self._reconcile(name, run, out)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("%s: reconciling outbox %s failed", name, out.outbox_id)
+                await self._leave_to_a_person(name, out, f"console could not check whether this was sent "
+                                                         f"(internal error: {type(exc).__name__})")
+
+    async def _reconcile(self, name: str, run: AccountRun, out: Outgoing) -> None:
+        try:
+            found = await run.channel.reconcile(out)
+        except NotImplementedError:
+            await asyncio.to_thread(
+                self.store.record_failed, out,
+                "console stopped while sending this; check whether it arrived before sending it again",
+                False, "unknown")
+            return
+        except ChannelError as exc:
+            log.warning("%s: cannot reconcile outbox %s yet: %s", name, out.outbox_id, exc)
+            # Still in doubt: it stays 'sending' and is asked about again; 'pending' would make
+            # the next claim send it a second time.
+            await asyncio.to_thread(self.store.record_checking, out, f"checking: {exc}", time.time() + 30)
+            return
+        if found is not None:
+            await self._record_sent(name, out, found)
+        else:
+            await asyncio.to_thread(self.store.record_retry, out, "interrupted before sending", time.time())
+
+    async def _record_sent(self, name: str, out: Outgoing, result) -> bool:
+        recorded = await asyncio.to_thread(self.store.record_sent, out, result)
+        if not recorded:
+            log.warning("%s: outbox %s was answered with %s, another reply's message; left to a person",
+                        name, out.outbox_id, result.external_id)
+        return recorded
+
+    async def _leave_to_a_person(self, name: str, out: Outgoing, why: str) -> None:
+        """Mark one send 'unknown' with a sentence; never raises (the engine must go on)."""
+        try:
+            await asyncio.to_thread(self.store.record_failed, out,
+                                    f"{why}; check whether it arrived before sending it again", False, "unknown")
+            await self._state(name, "error", why)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store itself is failing: the row stays 'sending' and is checked later
+            log.exception("%s: could not record the outcome of outbox %s", name, out.outbox_id)
 
     async def deliver(self, name: str, out: Outgoing) -> None:
+        try:
+            await self._deliver(name, out)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a store error while recording, or a bug here
+            log.exception("%s: recording the send of outbox %s failed", name, out.outbox_id)
+            await self._leave_to_a_person(name, out, f"console hit an internal error while recording this send "
+                                                     f"({type(exc).__name__})")
+
+    async def _deliver(self, name: str, out: Outgoing) -> None:
         run = self.runs[name]
         try:
             result = await asyncio.wait_for(run.channel.send(out), timeout=SEND_TIMEOUT)
@@ -207,15 +251,17 @@ class Engine:
             else:
                 delay = backoff(out.attempt, exc.retry_after)
                 await asyncio.to_thread(self.store.record_retry, out, str(exc), time.time() + delay)
+        except asyncio.TimeoutError:  # no answer in time: it may have left, so ask the service
+            log.warning("%s: no answer to the send of outbox %s within %.0fs", name, out.outbox_id, SEND_TIMEOUT)
+            await self.reconcile_in_doubt(name)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # timeout or adapter bug: we cannot know whether it left
+        except Exception as exc:  # an adapter bug: it may have left before the bug, only a person can tell
             log.exception("%s: send of outbox %s failed", name, out.outbox_id)
-            await self.reconcile_in_doubt(name)
-            if not isinstance(exc, asyncio.TimeoutError):
-                await self._state(name, "error", f"internal error while sending: {type(exc).__name__}")
+            await self._leave_to_a_person(name, out, f"console hit an internal error while sending this "
+                                                     f"({type(exc).__name__})")
         else:
-            await asyncio.to_thread(self.store.record_sent, out, result)
+            await self._record_sent(name, out, result)
             if run.send_problem is not None:
                 run.send_problem = None
                 await self._state(name, "ok")
@@ -265,6 +311,13 @@ class Engine:
             except (ChannelError, ConfigError, OSError, asyncio.TimeoutError) as exc:
                 await asyncio.to_thread(self.store.record_download, item["id"], "",
                                         one_line(str(exc) or type(exc).__name__, 300))
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an adapter bug fails this download, not the engine
+                log.exception("%s: fetching an attachment failed", name)
+                await asyncio.to_thread(self.store.record_download, item["id"], "",
+                                        f"console hit an internal error while fetching it ({type(exc).__name__})")
                 continue
             await asyncio.to_thread(self.store.record_download, item["id"], str(path))
 

@@ -7,7 +7,8 @@ CORE = [
     "console.model", "console.config", "console.sanitize", "console.identity", "console.store", "console.sync",
     "console.channels", "console.channels.base", "console.channels.demo", "console.channels.email",
     "console.channels.twilio", "console.channels.telegram", "console.channels.mastodon", "console.channels.meta",
-    "console.sms",
+    "console.channels.catalog", "console.channels.catalog.length", "console.channels.catalog.sms",
+    "console.channels.reconcile", "console.sms",
 ]
 
 

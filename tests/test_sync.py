@@ -5,6 +5,7 @@ each real adapter has its own tests against a real server or a faithful fake.
 """
 
 import asyncio
+import sqlite3
 import subprocess
 import sys
 import time
@@ -178,6 +179,55 @@ def test_an_adapter_bug_is_reported_not_fatal(store):
     failed = run(Engine(WS, store, {"a": ch}))
     assert "ZeroDivisionError" in failed["a"]
     assert store.account_states()[0].state == "error"
+
+
+def test_a_send_that_hits_an_adapter_bug_is_marked_unknown_and_never_sent_again(store):
+    store.apply_pull("a", PullResult([inbound("1")]))
+    store.enqueue_reply(1, "a", "sms", "hello")
+    ch = Scripted("a", sends=[ZeroDivisionError("oops")], reconcile=lambda o: None)
+    run(Engine(WS, store, {"a": ch}))
+    run(Engine(WS, store, {"a": ch}))
+    assert ch.sent == []  # it may have left before the bug: only a person can tell
+    entry = store.timeline(1)[-1]
+    assert entry.status == "unknown"
+    assert "internal error" in entry.status_detail and "check whether it arrived" in entry.status_detail
+
+
+def test_a_reconcile_that_hits_an_adapter_bug_marks_that_send_and_the_other_accounts_go_on(store):
+    store.apply_pull("a", PullResult([inbound("1")]))
+    store.enqueue_reply(1, "a", "sms", "hello")
+    store.claim_due(["a"])  # claimed, then the process died
+
+    def broken(out):
+        raise KeyError("SM-other")
+
+    healthy = Scripted("b", [PullResult([InboundMessage("b1", "t", "sms", "in", PEER, time.time(), "still here")])])
+    failed = run(Engine(WS, store, {"a": Scripted("a", reconcile=broken), "b": healthy}))
+    assert "b" not in failed
+    entry = next(e for e in store.timeline(1) if e.direction == "out")
+    assert entry.status == "unknown" and "check whether it arrived" in entry.status_detail
+    assert "still here" in [e.body for e in store.timeline(1)]
+
+
+def test_a_store_error_while_recording_a_send_marks_it_and_the_engine_goes_on(store, monkeypatch):
+    store.apply_pull("a", PullResult([inbound("1")]))
+    store.enqueue_reply(1, "a", "sms", "hello")
+    store.enqueue_reply(1, "a", "sms", "and another thing")
+    calls = []
+    real = store.record_sent
+
+    def flaky(out, result):
+        calls.append(out.body)
+        if len(calls) == 1:
+            raise sqlite3.IntegrityError("FOREIGN KEY constraint failed")
+        return real(out, result)
+
+    monkeypatch.setattr(store, "record_sent", flaky)
+    ch = Scripted("a")
+    run(Engine(WS, store, {"a": ch}))
+    assert [o.body for o in ch.sent] == ["hello", "and another thing"]
+    statuses = [(e.body, e.status) for e in store.timeline(1) if e.direction == "out"]
+    assert statuses == [("hello", "unknown"), ("and another thing", "sent")]
 
 
 def test_only_one_process_holds_the_sync_lock(tmp_path):

@@ -18,16 +18,20 @@ import time
 from dataclasses import dataclass
 
 from console.demo_data import ANSWERS, ITEMS, DAYS, NEW_QUESTIONS, Dataset, DemoMessage, Person, build, demo_pdf
-from console.model import (CHANNEL_IDENTITY_KIND, InboundMessage, OptOutChange, Outgoing, PermanentError,
-                           PullResult, SendResult, StatusUpdate)
+from console.channels import catalog
+from console.model import (Address, InboundMessage, OptOutChange, Outgoing, PermanentError, PullResult, SendResult,
+                           StatusUpdate)
 
 BATCH = 500
 CHATTER_EVERY = (90.0, 240.0)  # seconds between two new questions from made-up customers
 CHATTER_OPEN = 4  # at most this many of them waiting for an answer at once
-DEMO_CHANNELS = ("email", "sms", "whatsapp", "telegram", "instagram", "messenger")
-# One dataset per (seed, anchor) for every demo account of the process.
+DEMO_CHANNELS = catalog.account_kind("demo").channels
+# The made-up service lives in this process: one dataset per (seed, anchor) for every demo account,
+# and what each account sent, so that an engine restarted in the same process reconciles its sends
+# (after a real crash the service is gone too, and sending again harms nobody).
 _DATASETS: dict[tuple[int, float], Dataset] = {}
 _ANCHORS: dict[int, float] = {}  # seed -> the anchor the first demo account of this process chose
+_SENT: dict[tuple[int, str], dict[str, tuple[Address, SendResult]]] = {}  # (seed, account) -> key -> send
 
 
 def dataset(seed: int, anchor: float) -> Dataset:
@@ -35,6 +39,17 @@ def dataset(seed: int, anchor: float) -> Dataset:
     if key not in _DATASETS:
         _DATASETS[key] = build(seed, anchor)
     return _DATASETS[key]
+
+
+def world(seed: int) -> Dataset:
+    """The people and messages the demo accounts with `seed` pull from in this process. A message
+    appended to its `messages` is what a made-up customer writes next (the contract tests do)."""
+    return dataset(seed, _ANCHORS.setdefault(seed, float(int(time.time()))))
+
+
+def sent_to(seed: int, account: str, peer: Address) -> list[str]:
+    """External ids of what the demo account sent to `peer`, oldest first: the service's side."""
+    return [result.external_id for to, result in _SENT.get((seed, account), {}).values() if to == peer]
 
 
 def configure(account, workspace) -> "DemoChannel":
@@ -75,7 +90,7 @@ class DemoChannel:
         self.poll_interval, self.chatter, self.reply_delay = poll_interval, chatter, reply_delay
         self._rng = random.Random(f"{seed}:{account}:{time.time()}")
         self._pending: list[_Pending] = []
-        self._sent: dict[str, SendResult] = {}  # idempotency key -> result, for reconcile
+        self._sent = _SENT.setdefault((seed, account), {})  # idempotency key -> (recipient, result)
         self._serial = 0
         # Chatter is lively but bounded: a new question every few minutes at most, and never more
         # than CHATTER_OPEN of them unanswered at once (a reply to that customer counts).
@@ -121,12 +136,16 @@ class DemoChannel:
     async def send(self, out: Outgoing) -> SendResult:
         if out.channel not in self.channels:
             raise PermanentError(f"the demo account '{self.account}' does not carry {out.channel}")
-        if CHANNEL_IDENTITY_KIND.get(out.channel) != out.to.kind:
+        if catalog.channel(out.channel).identity_kind != out.to.kind:
             raise PermanentError(f"cannot send {out.channel} to a {out.to.kind} address")
+        if not out.body.strip() and not out.options.get("template"):
+            raise PermanentError("the demo cannot send an empty message", "empty")
+        if not out.options.get("template"):
+            catalog.enforce_length(out.channel, out.body)  # the same limits as the real services
         self._serial += 1
         self._asking.discard(out.to.address)
         result = SendResult(f"demo-{out.idempotency_key or out.outbox_id}", "sent", sent_at=time.time())
-        self._sent[out.idempotency_key] = result
+        self._sent[out.idempotency_key] = (out.to, result)
         now = time.time()
         self._pending.append(_Pending(now + min(2.0, self.reply_delay),
                                       status=StatusUpdate(result.external_id, "delivered")))
@@ -149,7 +168,8 @@ class DemoChannel:
 
     async def reconcile(self, out: Outgoing) -> SendResult | None:
         # The demo "service" lives in this process: after a crash it certainly has nothing.
-        return self._sent.get(out.idempotency_key)
+        found = self._sent.get(out.idempotency_key)
+        return found[1] if found else None
 
     async def check(self) -> str:
         return f"demo: {', '.join(self.channels)} (no network)"

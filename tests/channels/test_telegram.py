@@ -1,4 +1,4 @@
-"""The Telegram bot account, end to end: a local Bot API (tests/fake_telegram.py, validated against
+"""The Telegram bot account, end to end: a local Bot API (tests/fakes/telegram.py, validated against
 the Bot API description) <-> the adapter <-> the sync engine <-> a real store."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-from conftest import sync_once, workspace_from
 from console.channels import open_channel
 from console.config import ConfigError
 from console.model import Address, AuthError, InboundMessage, PullResult, TransientError
 from console.sync import Engine
-from fake_telegram import FakeTelegram
+from fakes.telegram import FakeTelegram
+from workspace import sync_once, workspace_from
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from console.model import Address, Outgoing
 from console.store import ListFilter, Store
 from console.sync import Engine
 
-from conftest import workspace_from
+from workspace import workspace_from
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-
-from conftest import spec_path
+from console.model import Address
+from fakes import peer
+from fakes.spec import spec_path
 from servers import http
 
 RETENTION = 24 * 3600
@@ -467,3 +468,42 @@ class FakeTelegram:
         if len(data) > 20 * 1024 * 1024:
             raise ApiError(400, "Bad Request: file is too big")
         return {"file_id": params["file_id"], "file_unique_id": unique, "file_size": len(data), "file_path": path}
+
+
+class Peer(peer.Peer):
+    """The Telegram bot account for the contract suite."""
+
+    kind = "telegram"
+    channels = ("telegram",)
+    reconciles = False  # a bot cannot read back the messages it sent
+
+    def new_fake(self) -> FakeTelegram:
+        fake = FakeTelegram()
+        self.token = fake.token  # the one the account is configured with, whatever is revoked later
+        return fake
+
+    def account(self, url: str | None = None) -> str:
+        return (f'bot_token = "{self.token}"\napi_base_url = "{url or self.fake.url}"\n'
+                "poll_timeout = 0\npoll_interval = 0.01\ntimeout = 5\n")
+
+    def secrets(self) -> list[str]:
+        return [self.token, self.token.split(":", 1)[1]]
+
+    def customer(self, channel: str) -> peer.Customer:
+        n = next(self.people)
+        user = self.fake.add_user(f"Customer{n}", username=f"customer{n}")
+        return peer.Customer(channel, Address("telegram", str(user["id"]), f"@customer{n}"), user)
+
+    def writes(self, customer: peer.Customer, text: str) -> None:
+        self.fake.message(customer.handle, text)
+
+    def received(self, customer: peer.Customer) -> list[str]:
+        return [f"{s['chat_id']}:{s['message']['message_id']}" for s in self.fake.sent
+                if str(s["chat_id"]) == str(customer.handle["id"])]
+
+    def refuse_credentials(self) -> None:
+        self.fake.revoke_token()
+
+    def rate_limit_next_pull(self, seconds: int) -> float | None:
+        self.fake.fail_next("getUpdates", 429, retry_after=seconds)
+        return float(seconds)

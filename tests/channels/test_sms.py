@@ -1,6 +1,6 @@
 """SMS segment counting: what the composer tells the user before a long or emoji-laden text goes out."""
 
-from console.sms import segment_info
+from console.channels.catalog.sms import segment_info
 from console.ui.composer import limit_note
 
 

@@ -1,5 +1,5 @@
 """The Twilio account (SMS, MMS, WhatsApp), end to end: a local stateful Twilio
-(tests/fake_twilio.py, every request and response checked against Twilio's OpenAPI description)
+(tests/fakes/twilio.py, every request and response checked against Twilio's OpenAPI description)
 <-> the official `twilio` client inside the adapter <-> the sync engine <-> a real store."""
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from conftest import sync_once, workspace_from
 from console.channels import open_channel
 from console.config import ConfigError
 from console.model import Address, AuthError, InboundMessage, PermanentError, PullResult, TransientError
 from console.sanitize import clean
 from console.store import OptedOut
 from console.sync import Engine
-from fake_twilio import FakeTwilio, load_spec
+from fakes.twilio import FakeTwilio, load_spec
+from workspace import sync_once, workspace_from
 
 OURS = "+15550001111"
 MARIA = "+15557654321"
@@ -39,7 +39,7 @@ def config(tmp_path, fake, extra: str = "", auth: str | None = None):
         '[workspace]\nname = "Acme"\n'
         '[[accounts]]\nkind = "twilio"\nname = "phone"\n'
         f'account_sid = "{fake.account_sid}"\n{auth}'
-        f'numbers = ["{OURS}", "whatsapp:{OURS}"]\napi_base_url = "{fake.base_url}"\n'
+        f'numbers = ["{OURS}", "whatsapp:{OURS}"]\napi_base_url = "{fake.url}"\n'
         "poll_interval = 0.01\ntimeout = 5\n" + extra,
         tmp_path)
 
@@ -398,6 +398,52 @@ def test_a_crash_after_twilio_accepted_a_send_is_reconciled_not_resent(tmp_path,
     assert len(store.timeline(identity(store, MARIA)["customer_id"])) == 3
 
 
+def test_a_lost_answer_is_matched_to_its_own_message_not_to_an_identical_earlier_reply(tmp_path, twilio, store):
+    # Issue 15: "Thanks!" sent, then "Thanks!" again two seconds later with the answer lost.
+    twilio.inbound(MARIA, "Got it, thank you")
+    sync(tmp_path, twilio, store)
+    first = reply(store, MARIA, "Thanks!")
+    sync(tmp_path, twilio, store)
+    [earlier] = twilio.outbound()
+    with twilio.lock:
+        earlier.created -= 2  # sent two seconds before the second one
+    second = reply(store, MARIA, "Thanks!")
+    twilio.drop_next_post()
+
+    assert sync(tmp_path, twilio, store) == {}
+    assert sync(tmp_path, twilio, store) == {}  # and every later run
+
+    assert [m.body for m in twilio.outbound()] == ["Thanks!", "Thanks!"]
+    _, later = twilio.outbound()
+    assert message(store, first)["external_id"] == earlier.sid
+    assert message(store, second)["external_id"] == later.sid
+    assert [r["state"] for r in store.db.query("SELECT state FROM outbox ORDER BY id")] == ["sent", "sent"]
+
+
+def test_a_fetched_message_that_names_another_sid_is_not_taken_for_the_watched_one(tmp_path, twilio, store):
+    twilio.inbound(MARIA, "hi")
+    sync(tmp_path, twilio, store)
+    message_id = reply(store, MARIA, "See you at 4")
+    step(tmp_path, twilio, store, "send")
+    [sent] = twilio.outbound()
+    with twilio.lock:
+        sent.script = ["sent"] * 4 + ["delivered"]  # the carrier takes its time
+    step(tmp_path, twilio, store, "pull")  # our reply is watched until it is delivered
+    later = time.time()
+    for n in range(20):  # a page of newer messages: the next pulls no longer reach our reply's page
+        twilio.inbound(KOFI, f"question {n}", at=later + 1)
+    twilio.inbound(KOFI, "one more", at=later + 2)
+    step(tmp_path, twilio, store, "pull")
+    twilio.misanswer_next_fetch()  # the peer answers the fetch of our reply with another message
+
+    step(tmp_path, twilio, store, "pull")
+    assert state(store).state == "ok"
+    assert message(store, message_id)["status"] == "sent"  # nothing taken from the other message
+    for _ in range(3):
+        step(tmp_path, twilio, store, "pull")
+    assert message(store, message_id)["status"] == "delivered"
+
+
 def test_a_restart_resumes_from_the_cursor_without_duplicates(tmp_path, twilio, store):
     t0 = int(time.time()) - 5
     for n in range(60):
@@ -507,7 +553,7 @@ def test_bad_settings_are_config_errors_naming_the_key(tmp_path, settings, key, 
 def test_the_fake_refuses_requests_outside_the_api_description(twilio):
     import requests
 
-    url = f"{twilio.base_url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+    url = f"{twilio.url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
     answer = requests.post(url, data={"From": OURS}, auth=(twilio.account_sid, twilio.auth_token), timeout=5)
     assert answer.status_code == 400 and answer.json()["code"] == 21604
     assert len(twilio.violations) == 1 and "To" in twilio.violations[0]

@@ -31,7 +31,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from conftest import spec_path
+from console.model import Address
+from fakes import peer
+from fakes.spec import spec_path
+from servers import http
 
 SPEC_HOST = "https://api.twilio.com"
 API = "/2010-04-01"
@@ -147,6 +150,7 @@ class FakeTwilio:
         self.filtered: set[str] = set()  # numbers whose messages a carrier filters at once (30007)
         self.faults: list[Fault] = []
         self._drop_next_post = False
+        self._misanswer_next_fetch = False
         self.requests: list[Seen] = []
         self.posts: list[dict[str, str]] = []  # every accepted or refused send, in order
         self.violations: list[str] = []
@@ -155,27 +159,17 @@ class FakeTwilio:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self) -> "FakeTwilio":
-        fake = self
-
-        class Handler(_Handler):
-            twilio = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-twilio",
-                         daemon=True).start()
+        self._server = http.serve(self._handle)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        http.stop(self._server)
+        self._server = None
 
     @property
-    def base_url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def url(self) -> str:
+        """What the adapter's `api_base_url` is set to."""
+        return http.url(self._server)
 
     # ---- control API ----------------------------------------------------------------------------
     def inbound(self, from_: str, body: str, to: str | None = None,
@@ -216,6 +210,12 @@ class FakeTwilio:
         """The next send is created on Twilio's side, then the connection drops before the answer."""
         with self.lock:
             self._drop_next_post = True
+
+    def misanswer_next_fetch(self) -> None:
+        """The next fetch of one message answers with another message (a peer that mixes up its
+        answers): a client must not take what it says for the message it asked about."""
+        with self.lock:
+            self._misanswer_next_fetch = True
 
     def rotate_auth_token(self) -> str:
         with self.lock:
@@ -394,6 +394,9 @@ class FakeTwilio:
         msg = self.messages[match.group(1)]
         media = self.media.get(msg.sid, [])
         if "/Media" not in rest:
+            if self._misanswer_next_fetch:
+                self._misanswer_next_fetch = False
+                msg = max((m for m in self.messages.values() if m.sid != msg.sid), key=lambda m: m.seq)
             self._look(msg)
             return 200, self._render(msg)
         if match.group(2) is None:
@@ -452,6 +455,69 @@ class FakeTwilio:
         except Exception as exc:
             self.violations.append(f"response {status} {where}: {_explain(exc)}")
 
+    # ---- HTTP ---------------------------------------------------------------------------------
+    def _handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        split = urlsplit(request.path)
+        path = split.path
+        query = parse_qsl(split.query, keep_blank_values=True)
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)) if body else {}
+
+        if path.startswith("/_cdn/"):  # the media CDN: outside the REST API and its description
+            media = next((m for ms in self.media.values() for m in ms if m.sid == path[6:]), None)
+            if media is None:
+                _reply(request, 404, b"not found", "text/plain")
+            else:
+                _reply(request, 200, media.data, media.content_type)
+            return
+
+        with self.lock:
+            self.requests.append(Seen(method, path, dict(query)))
+        in_spec = path.endswith(".json")
+        checked = self.check_request(method, path, query, dict(request.headers.items()), body, content_type) \
+            if in_spec else None
+        extra: dict[str, str] = {}
+        drop = False
+        with self.lock:
+            fault = next((f for f in self.faults if method in f.methods and f.count > 0), None)
+            if not self.authenticate(request.headers.get("Authorization")):
+                status, result = _error(401, 20003, "Authentication Error - invalid username")
+                extra["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+            elif fault is not None:
+                fault.count -= 1
+                status, result = _error(fault.status, fault.code, fault.message)
+                if fault.retry_after is not None:
+                    extra["Retry-After"] = fault.retry_after
+            else:
+                status, result = self.route(method, path, dict(query), form)
+                if method == "POST" and status == 201 and self._drop_next_post:
+                    self._drop_next_post, drop = False, True
+        if drop:
+            request.close_connection = True
+            try:
+                request.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if status == 307:
+            _reply(request, 307, b"", "text/plain", {"Location": str(result)})
+            return
+        payload = json.dumps(result).encode()
+        self.check_response(checked, status, payload, f"{method} {path}")
+        _reply(request, status, payload, headers=extra)
+
+
+def _reply(request: BaseHTTPRequestHandler, status: int, payload: bytes, content_type: str = "application/json",
+           headers: dict[str, str] | None = None) -> None:
+    request.send_response(status)
+    request.send_header("Content-Type", content_type)
+    request.send_header("Content-Length", str(len(payload)))
+    for key, value in (headers or {}).items():
+        request.send_header(key, value)
+    request.end_headers()
+    request.wfile.write(payload)
+
 
 def _explain(exc: BaseException) -> str:
     parts = [repr(exc)]
@@ -469,80 +535,39 @@ def _error(status: int, code: int, message: str) -> tuple[int, dict]:
                     "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    twilio: FakeTwilio
+class Peer(peer.Peer):
+    """The Twilio account for the contract suite: SMS and WhatsApp on one number."""
 
-    def log_message(self, format, *args):  # noqa: A002 - keep test output clean
-        pass
+    kind = "twilio"
+    channels = ("sms", "whatsapp")
+    OURS = "+15550001111"
 
-    def do_GET(self):
-        self._handle("GET")
+    def new_fake(self) -> FakeTwilio:
+        fake = FakeTwilio(numbers=(self.OURS,), spec=load_spec())
+        self.token = fake.auth_token  # the one the account is configured with, whatever is rotated later
+        return fake
 
-    def do_POST(self):
-        self._handle("POST")
+    def account(self, url: str | None = None) -> str:
+        return (f'account_sid = "{self.fake.account_sid}"\nauth_token = "{self.token}"\n'
+                f'numbers = ["{self.OURS}", "whatsapp:{self.OURS}"]\napi_base_url = "{url or self.fake.url}"\n'
+                "poll_interval = 0.01\ntimeout = 5\n")
 
-    def do_DELETE(self):
-        self._handle("DELETE")
+    def secrets(self) -> list[str]:
+        return [self.token, self.fake.auth_token]
 
-    def _send(self, status: int, payload: bytes, content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(payload)
+    def customer(self, channel: str) -> peer.Customer:
+        number = f"+1555765{next(self.people):04d}"
+        return peer.Customer(channel, Address("phone", number), ("whatsapp:" if channel == "whatsapp" else "") + number)
 
-    def _handle(self, method: str) -> None:
-        fake = self.twilio
-        split = urlsplit(self.path)
-        path = split.path
-        query = parse_qsl(split.query, keep_blank_values=True)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True)) if body else {}
+    def writes(self, customer: peer.Customer, text: str) -> None:
+        self.fake.inbound(customer.handle, text)
 
-        if path.startswith("/_cdn/"):  # the media CDN: outside the REST API and its description
-            media = next((m for ms in fake.media.values() for m in ms if m.sid == path[6:]), None)
-            if media is None:
-                self._send(404, b"not found", "text/plain")
-            else:
-                self._send(200, media.data, media.content_type)
-            return
+    def received(self, customer: peer.Customer) -> list[str]:
+        return [m.sid for m in self.fake.outbound() if m.to == customer.handle]
 
-        with fake.lock:
-            fake.requests.append(Seen(method, path, dict(query)))
-        in_spec = path.endswith(".json")
-        request = fake.check_request(method, path, query, dict(self.headers.items()), body, content_type) \
-            if in_spec else None
-        extra: dict[str, str] = {}
-        drop = False
-        with fake.lock:
-            fault = next((f for f in fake.faults if method in f.methods and f.count > 0), None)
-            if not fake.authenticate(self.headers.get("Authorization")):
-                status, result = _error(401, 20003, "Authentication Error - invalid username")
-                extra["WWW-Authenticate"] = 'Basic realm="Twilio API"'
-            elif fault is not None:
-                fault.count -= 1
-                status, result = _error(fault.status, fault.code, fault.message)
-                if fault.retry_after is not None:
-                    extra["Retry-After"] = fault.retry_after
-            else:
-                status, result = fake.route(method, path, dict(query), form)
-                if method == "POST" and status == 201 and fake._drop_next_post:
-                    fake._drop_next_post, drop = False, True
-        if drop:
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            return
-        if status == 307:
-            self._send(307, b"", "text/plain", {"Location": str(result)})
-            return
-        payload = json.dumps(result).encode()
-        fake.check_response(request, status, payload, f"{method} {path}")
-        self._send(status, payload, headers=extra)
+    def refuse_credentials(self) -> None:
+        self.fake.rotate_auth_token()
+
+    def rate_limit_next_pull(self, seconds: int) -> float | None:
+        self.fake.fail_next(retry_after=str(seconds), methods=("GET",))
+        return float(seconds)

@@ -1,92 +1,29 @@
-"""The Mastodon account, end to end: a stateful local Mastodon (the `mastodon-mock` package, a
-FastAPI server on 127.0.0.1 with its own SQLite state) <-> the adapter <-> the sync engine <-> a
-real store. The adapter is only pointed at it by `instance_url`; nothing is patched.
-
-The business is `@acmebakery`; customers are accounts created on the same server, writing direct
-statuses. Faults (rate limits) go through the mock's fault-injection control plane.
+"""The Mastodon account, end to end: a stateful local Mastodon (tests/fakes/mastodon.py, the
+`mastodon-mock` server) <-> the adapter <-> the sync engine <-> a real store. The adapter is only
+pointed at it by `instance_url`; nothing is patched.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from datetime import datetime, timezone
 
-import httpx
 import pytest
 
-from conftest import sync_once, with_open_channel, workspace_from
 from console.channels import open_channel
-from console.channels.mastodon import status_length
+from console.channels.catalog import mastodon_length
 from console.config import ConfigError
 from console.model import AuthError, TransientError
-
-if os.environ.get("CI"):  # CI must run every test: a missing peer is an error there, not a skip
-    import mastodon_mock.testing as mastodon_mock
-else:
-    mastodon_mock = pytest.importorskip("mastodon_mock.testing", reason="install it with: pip install -e '.[test]'")
-
-TOKEN = "acme-secret-token-0123456789abcdef"  # a fixture for the mock server, not a real credential
-
-
-class Mastodon:
-    """The mock server seen from a test: customers, their DMs, faults, what the business posted."""
-
-    def __init__(self, server):
-        self.server = server
-        self.url = server.base_url
-        self.token = TOKEN
-        self.http = httpx.Client(base_url=self.url)  # one client: a new one costs ~50 ms of TLS setup
-        self.me = self.get("/api/v1/accounts/verify_credentials")
-
-    def get(self, path: str, token: str = TOKEN, **params):
-        response = self.http.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
-        response.raise_for_status()
-        return response.json()
-
-    def add_user(self, username: str, display_name: str = "") -> dict:
-        response = self.http.post("/api/v1/_mock/dev_user",
-                              json={"username": username, "display_name": display_name or username})
-        response.raise_for_status()
-        return response.json()
-
-    def dm(self, user: dict, text: str, in_reply_to: str | None = None, visibility: str = "direct",
-           to: str = "acmebakery") -> dict:
-        """`user` writes to the business (a direct status mentioning it)."""
-        body = {"status": f"@{to} {text}" if to else text, "visibility": visibility}
-        if in_reply_to:
-            body["in_reply_to_id"] = in_reply_to
-        response = self.http.post("/api/v1/statuses", json=body,
-                              headers={"Authorization": f"Bearer {user['access_token']}"})
-        response.raise_for_status()
-        return response.json()
-
-    def business_statuses(self) -> list[dict]:
-        return self.get(f"/api/v1/accounts/{self.me['id']}/statuses")
-
-    def fail(self, path: str, effect: dict, methods: tuple[str, ...] = ("GET", "POST"), count: int = 1) -> None:
-        response = self.http.post("/api/v1/_mock/faults", json={
-            "match": {"path": path, "methods": list(methods)}, "effect": effect, "count": count})
-        response.raise_for_status()
-
-
-@pytest.fixture(scope="module")
-def server():
-    from mastodon_mock.config import SeedAccount, SeedConfig
-
-    seed = SeedConfig(accounts=[SeedAccount(username="acmebakery", display_name="Acme Bakery", access_token=TOKEN)])
-    with mastodon_mock.MockServer(seed=seed) as running:
-        yield running
-
+from fakes.mastodon import TOKEN, FakeMastodon
+from workspace import sync_once, with_open_channel, workspace_from
 
 @pytest.fixture
-def mastodon(server):
-    httpx.post(server.base_url + "/api/v1/_mock/reset").raise_for_status()
-    fake = Mastodon(server)
+def mastodon():
+    fake = FakeMastodon().start()
     yield fake
-    fake.http.close()
+    fake.stop()
 
 
 def config(tmp_path, fake, token: str = TOKEN, extra: str = ""):
@@ -228,6 +165,22 @@ def test_a_send_interrupted_by_a_crash_is_found_again_not_posted_twice(tmp_path,
     assert (row["status"], row["external_id"]) == ("sent", posted.external_id)
 
 
+def test_a_reply_is_not_taken_for_a_longer_one_that_starts_the_same(tmp_path, mastodon, store):
+    ann = mastodon.add_user("ann")
+    mastodon.dm(ann, "Can I pick up at 4?")
+    sync(tmp_path, mastodon, store)
+    ident = identity(store, ann["id"])
+    store.enqueue_reply(ident["id"], "masto", "mastodon", "Thanks! See you at 4, and bring the receipt")
+    [longer] = store.claim_due(["masto"])
+    with_channel(tmp_path, mastodon, lambda channel: channel.send(longer))  # then the process died
+    store.record_failed(longer, "cancelled by hand")  # a person settled that one
+    store.enqueue_reply(ident["id"], "masto", "mastodon", "Thanks! See you at 4")
+    [out] = store.claim_due(["masto"])  # claimed, and the process died before posting it
+
+    found = with_channel(tmp_path, mastodon, lambda channel: channel.reconcile(out))
+    assert found is None  # the longer status is not this reply
+
+
 def test_a_reply_over_500_characters_fails_at_once_without_calling_mastodon(tmp_path, mastodon, store):
     ann = mastodon.add_user("ann")
     mastodon.dm(ann, "hi")
@@ -245,8 +198,8 @@ def test_a_reply_over_500_characters_fails_at_once_without_calling_mastodon(tmp_
 def test_lengths_are_counted_as_mastodon_counts_them():
     # Every URL counts 23 characters and a remote mention only its user part. (The mock counts
     # raw characters, so this rule is checked here rather than against it.)
-    assert status_length("@ann@remote.example " + "y" * 400 + " https://acme.example/" + "z" * 200) == 5 + 401 + 23
-    assert status_length("\U0001F382" * 10) == 10
+    assert mastodon_length("@ann@remote.example " + "y" * 400 + " https://acme.example/" + "z" * 200) == 5 + 401 + 23
+    assert mastodon_length("\U0001F382" * 10) == 10
 
 
 # ---- errors --------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from console.model import Address
+from fakes import peer
 from servers import http
 
 PAGE_SIZE = 25
@@ -412,3 +414,43 @@ class FakeMeta:
             self.sent.append({"recipient": recipient, "messaging_type": kind, "tag": tag, "text": text,
                               "platform": user["platform"], "message_id": msg["id"]})
             return {"recipient_id": user["id"], "message_id": msg["id"]}
+
+
+class Peer(peer.Peer):
+    """The Facebook Page account for the contract suite: Messenger and the linked Instagram."""
+
+    kind = "meta"
+    channels = ("messenger", "instagram")
+
+    def new_fake(self) -> FakeMeta:
+        fake = FakeMeta()
+        self.token = fake.token  # the one the account is configured with, whatever is revoked later
+        return fake
+
+    def account(self, url: str | None = None) -> str:
+        return (f'page_id = "{self.fake.page_id}"\npage_access_token = "{self.token}"\n'
+                f'api_base_url = "{url or self.fake.url}"\npoll_interval = 0.01\ncalls_per_second = 200\ntimeout = 5\n')
+
+    def secrets(self) -> list[str]:
+        return [self.token]
+
+    def customer(self, channel: str) -> peer.Customer:
+        name = f"Customer {next(self.people)}" if channel == "messenger" else f"customer_{next(self.people)}"
+        user = self.fake.add_user(name, channel)
+        return peer.Customer(channel, Address(channel, user["id"], name if channel == "messenger" else "@" + name), user)
+
+    def writes(self, customer: peer.Customer, text: str) -> None:
+        self.fake.message(customer.handle, text)
+
+    def received(self, customer: peer.Customer) -> list[str]:
+        return [s["message_id"] for s in self.fake.sent if s["recipient"]["id"] == customer.handle["id"]]
+
+    def refuse_credentials(self) -> None:
+        self.fake.revoke_token()
+
+    def rate_limit_next_pull(self, seconds: int) -> float | None:
+        minutes = -(-seconds // 60)  # Meta says how long in whole minutes
+        usage = json.dumps({self.fake.page_id: [{"type": "pages", "call_count": 100, "total_cputime": 30,
+                                                 "total_time": 30, "estimated_time_to_regain_access": minutes}]})
+        self.fake.fail_next("conversations", 32, headers={"X-Business-Use-Case-Usage": usage})
+        return minutes * 60.0
