@@ -42,11 +42,21 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _where() -> str:
+    """Where console reads its configuration and keeps its data and logs, for --help."""
+    from console.config import default_data_dir
+
+    return (f"configuration: {default_config_path()} (or $CONSOLE_CONFIG, or --config PATH)\n"
+            f"data and logs: {default_data_dir('<workspace>')}/ ([workspace] data_dir changes it): the store,\n"
+            "  ui.log and sync.log, and errors.log, where every error is written with its traceback")
+
+
 def build_parser() -> argparse.ArgumentParser:
     top, common = _common(True), _common(False)
     parser = argparse.ArgumentParser(
         prog="console", parents=[top],
         description="Answer every customer conversation - email, SMS, chat - from one terminal.",
+        epilog=_where(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"console {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -125,6 +135,13 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---- commands --------------------------------------------------------------------------------
 def cmd_tui(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    from console.ui.keys import check_keymap
+
+    keymap_errors, _ = check_keymap(ws)
+    if keymap_errors:
+        for error in keymap_errors[1:]:
+            print(f"console: {error}", file=sys.stderr)
+        raise keymap_errors[0]
     store = open_store(ws)
     if not ws.accounts and not ws.demo and store.count_messages() == 0:
         store.close()
@@ -183,6 +200,9 @@ def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     finally:
         store.close()
         lock.release()
+    if args.once:
+        for line in engine.summary():
+            print(line)
     if args.once and failed:
         for name, reason in failed.items():
             print(f"console: account '{name}' failed: {one_line(reason, 300)}", file=sys.stderr)
@@ -244,10 +264,21 @@ def cmd_check(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
         table.add_row(Text(account.name), Text(account.kind), Text(detail, style=style))
     if not ws.accounts and not ws.disabled_accounts:
         table.add_row(Text("-"), Text("-"), Text("no [[accounts]] configured"))
+    from console.ui.keys import check_keymap
+
+    keymap_errors, keymap_warnings = check_keymap(ws)
+    if ws.keymap:
+        table.add_row(Text("[keymap]"), Text("keys"),
+                      Text(f"FAILED: {len(keymap_errors)} problem(s)" if keymap_errors
+                           else f"ok: {len(ws.keymap)} binding(s) remapped", style="red" if keymap_errors else "green"))
     Console().print(table)
     for line in problems:  # unwrapped, one line each, for people who copy them and for scripts
         print(line, file=sys.stderr)
-    return 1 if failures else 0
+    for error in keymap_errors:
+        print(f"console: {error}", file=sys.stderr)
+    for warning in keymap_warnings:
+        print(f"console: warning: {warning}", file=sys.stderr)
+    return 1 if failures or keymap_errors else 0
 
 
 def cmd_export(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
@@ -262,7 +293,11 @@ def cmd_export(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     try:
         for line in store.export_lines(since):
             out.write(line + "\n")
+        out.flush()
     except BrokenPipeError:
+        # The reader went away (`| head`): nothing is wrong with the export; say nothing, and keep
+        # Python from complaining about the closed pipe when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
         store.close()
@@ -275,10 +310,10 @@ def cmd_import(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     store = open_store(ws)
     try:
         if str(args.file) == "-":
-            added = store.import_lines(sys.stdin)
+            added = store.import_lines(_text_lines(sys.stdin.buffer))
         else:
-            with open(args.file, encoding="utf-8") as stream:
-                added = store.import_lines(stream)
+            with open(args.file, "rb") as stream:
+                added = store.import_lines(_text_lines(stream))
     except OSError as exc:
         return fail(f"cannot read {args.file}: {exc.strerror}")
     except BackupError as exc:
@@ -287,6 +322,18 @@ def cmd_import(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
         store.close()
     print(", ".join(f"{count} {table}" for table, count in added.items()) + " added")
     return 0
+
+
+def _text_lines(stream):
+    """Lines of an export, each decoded on its own, so that bytes that are not UTF-8 text are
+    reported with their line number instead of ending the import with a traceback."""
+    from console.store.backup import BackupError
+
+    for number, line in enumerate(stream, 1):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BackupError(f"line {number}: not UTF-8 text, so not an export of console") from None
 
 
 COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_export, "import": cmd_import}

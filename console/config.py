@@ -95,7 +95,11 @@ class Secret:
     source: str  # "cmd", "env" or "inline"
     spec: str
     key: str
-    where: str = ""
+    path: Path | None = None  # where it is configured, for errors
+    line: int | None = None
+
+    def _error(self, message: str) -> ConfigError:
+        return ConfigError(message, self.path, self.line, self.key)
 
     def get(self) -> str:
         if self.source == "inline":
@@ -103,15 +107,22 @@ class Secret:
         if self.source == "env":
             value = os.environ.get(self.spec)
             if value is None:
-                raise ConfigError(f"environment variable {self.spec} is not set", key=self.key)
+                raise self._error(f"environment variable {self.spec} is not set")
+            if not value:
+                raise self._error(f"environment variable {self.spec} is empty")
             return value
         try:
             done = subprocess.run(shlex.split(self.spec), capture_output=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ConfigError(f"could not run the command ({type(exc).__name__})", key=self.key) from None
+        except FileNotFoundError:
+            raise self._error(f"the command {shlex.split(self.spec)[0]!r} is not installed or not on PATH") from None
+        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+            raise self._error(f"could not run the command ({type(exc).__name__})") from None
         if done.returncode != 0:
-            raise ConfigError(f"the command exited with status {done.returncode}", key=self.key)
-        return done.stdout.decode("utf-8", "replace").rstrip("\r\n")
+            raise self._error(f"the command exited with status {done.returncode}")
+        value = done.stdout.decode("utf-8", "replace").rstrip("\r\n")
+        if not value:
+            raise self._error("the command printed nothing; it should print the secret on its first line")
+        return value
 
     def __repr__(self) -> str:
         return f"Secret({self.source}:{self.key})"
@@ -196,7 +207,8 @@ class AccountConfig:
         if not isinstance(value, str) or not value:
             raise self.error(name, "expected a non-empty string")
         source = "cmd" if name.endswith("_cmd") else "env" if name.endswith("_env") else "inline"
-        return Secret(source, value, f"accounts[{self.index}].{name}")
+        line = self._locator.line_of("accounts", name, self.index) if self._locator else None
+        return Secret(source, value, f"accounts[{self.index}].{name}", self.path, line)
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(self.raw) - self.used)

@@ -180,15 +180,3 @@ class PermanentError(ChannelError):
 class InDoubtError(ChannelError):
     """The send may or may not have happened (the answer was lost). Never resent blindly: the
     engine keeps it 'sending' and asks `reconcile()` again later."""
-
-
-def __getattr__(name: str):
-    """Compatibility names for code that does not read the catalog yet (console/ui); each is built
-    from console.channels.catalog, so it cannot disagree with it."""
-    from console.channels import catalog
-
-    if name == "REPLY_WINDOW_HOURS":
-        return {c.id: c.reply_window_hours for c in catalog.channels() if c.reply_window_hours is not None}
-    if name == "CHANNEL_IDENTITY_KIND":
-        return {c.id: c.identity_kind for c in catalog.channels()}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

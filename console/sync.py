@@ -49,6 +49,8 @@ class AccountRun:
     # account shows it until a send succeeds, whatever the pulls say.
     send_problem: tuple[str, str] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    pulled: int = 0  # new messages stored by this run
+    sent: int = 0  # replies delivered by this run
 
 
 class Engine:
@@ -83,6 +85,20 @@ class Engine:
             interrupt = getattr(run.channel, "interrupt", None)
             if interrupt is not None:
                 interrupt()  # end a long poll (IMAP IDLE) now rather than at its timeout
+
+    def summary(self) -> list[str]:
+        """One line per account: what this run did, or why the account failed."""
+        lines = []
+        for name, reason in self.errors.items():
+            lines.append(f"{name}: failed: {one_line(reason, 200)}")
+        for name, run in self.runs.items():
+            if run.error:
+                lines.append(f"{name}: failed: {one_line(run.error, 200)}")
+                continue
+            new = f"{run.pulled:,} new message{'s' if run.pulled != 1 else ''}"
+            sent = f", {run.sent} sent" if run.sent else ""
+            lines.append(f"{name}: ok, {new}{sent}")
+        return lines
 
     def drain(self, within: float) -> None:
         """Stop pulling; deliver what the outbox holds due within `within` seconds; then stop."""
@@ -127,7 +143,7 @@ class Engine:
             try:
                 cursor = await asyncio.to_thread(self.store.cursor, name)
                 result = await run.channel.pull(cursor)
-                await asyncio.to_thread(self.store.apply_pull, name, result)
+                run.pulled += await asyncio.to_thread(self.store.apply_pull, name, result)
                 run.failures, run.error = 0, ""
                 if result.more:
                     await self._state(name, "syncing", result.notice, result.progress)
@@ -207,6 +223,8 @@ class Engine:
 
     async def _record_sent(self, name: str, out: Outgoing, result) -> bool:
         recorded = await asyncio.to_thread(self.store.record_sent, out, result)
+        if recorded:
+            self.runs[name].sent += 1
         if not recorded:
             log.warning("%s: outbox %s was answered with %s, another reply's message; left to a person",
                         name, out.outbox_id, result.external_id)

@@ -8,7 +8,7 @@ CORE = [
     "console.channels", "console.channels.base", "console.channels.demo", "console.channels.email",
     "console.channels.twilio", "console.channels.telegram", "console.channels.mastodon", "console.channels.meta",
     "console.channels.catalog", "console.channels.catalog.length", "console.channels.catalog.sms",
-    "console.channels.reconcile", "console.sms",
+    "console.channels.reconcile", "console.demo_workspace", "console.synclock", "console.demo_data",
 ]
 
 

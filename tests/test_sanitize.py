@@ -39,3 +39,30 @@ def test_no_escape_byte_or_c1_control_survives_any_mix():
 def test_one_line_folds_whitespace_and_limits_length():
     assert one_line("a\n\n b\t c", 100) == "a b c"
     assert one_line("x" * 50, 10) == "x" * 9 + "\u2026"
+
+
+ZERO_WIDTH = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u200e", "\u200f", "\U000e0041"]
+
+
+@pytest.mark.parametrize("char", ZERO_WIDTH, ids=[f"U+{ord(c):04X}" for c in ZERO_WIDTH])
+def test_invisible_format_characters_are_removed(char):
+    assert clean(f"Ma{char}ria") == "Maria"
+    assert one_line(f"{char}Maria{char}") == "Maria"
+
+
+def test_every_format_character_but_the_bidi_ones_is_removed_or_marked():
+    import unicodedata
+
+    for code in range(0x110000):
+        char = chr(code)
+        if unicodedata.category(char) != "Cf":
+            continue
+        out = clean(f"a{char}b")
+        assert out == "ab" or (out.startswith("a\u27e8") and out.endswith("\u27e9b")), f"U+{code:04X}: {out!r}"
+
+
+def test_a_row_holding_zero_width_characters_keeps_its_width():
+    from rich.cells import cell_len
+
+    name = "Ma\u200bri\u200ca \ufeffLopez\u2060"
+    assert cell_len(one_line(name)) == len("Maria Lopez")

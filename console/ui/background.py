@@ -93,7 +93,8 @@ class Background:
                 return
             except Exception as error:  # noqa: BLE001 - every failure reaches the one handler
                 if not ticket.cancelled:
-                    self._post(lambda: self._on_error(error, ticket.what))
+                    # Bound now: Python unbinds `error` when the except block ends.
+                    self._post(lambda failure=error: self._on_error(failure, ticket.what))
                 return
             if done is not None and not ticket.cancelled:
                 self._post(lambda: self._deliver(done, result, ticket))

@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from console.store import CustomerCard, IdentityRow, Suggestion
 from console.ui.guard import Guarded
-from console.ui.render import KIND_LABELS, channel_icon, channel_name, safe, safe_line, when
+from console.ui.render import channel_icon, channel_name, kind_label, safe, safe_line, when
 
 
 def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: list[Suggestion]) -> Text:
@@ -18,7 +18,7 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
     text.append_text(safe_line(card.name or "(no name)", 60, style="bold"))
     text.append("\n")
     for ident in identities:
-        text.append(f"{KIND_LABELS.get(ident.kind, ident.kind)}: ", style="dim")
+        text.append(f"{kind_label(ident.kind)}: ", style="dim")
         text.append_text(safe_line(ident.address, 60))
         if ident.display_name and ident.display_name != ident.address:
             text.append(" (")

@@ -25,17 +25,12 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, Static, TextArea
 
-from console.model import REPLY_WINDOW_HOURS
-from console.sms import segment_info
+from console.channels import catalog
 from console.templates import unfilled
 from console.ui.guard import Guarded
 from console.ui.render import age, channel_icon, channel_name, identity_label, when
 
-HUMAN_AGENT_CHANNELS = ("messenger", "instagram")
 DRAFT_SAVE_DELAY = 0.6  # seconds after the last keystroke
-
-# Hard limits per channel (characters), where the service has one.
-LIMITS = {"sms": 1600, "whatsapp": 4096, "telegram": 4096, "messenger": 2000, "instagram": 1000, "mastodon": 500}
 
 
 @dataclass
@@ -50,37 +45,42 @@ class Target:
     kind: str = ""
     display_name: str = ""
 
+    # The account's own length settings (a Mastodon server's max_characters), from the config.
+    account_settings: dict | None = None
+
     @property
-    def window_left(self) -> float | None:
-        """Seconds left in the channel's customer-service window (negative: closed), or None."""
-        hours = REPLY_WINDOW_HOURS.get(self.channel)
-        if hours is None:
-            return None
-        return (self.last_inbound_at or 0) + hours * 3600 - time.time()
+    def window(self) -> catalog.WindowState:
+        return catalog.window_state(self.channel, self.last_inbound_at)
+
+    @property
+    def window_closed(self) -> bool:
+        return not self.window.free_text
 
     @property
     def human_agent_open(self) -> bool:
         """Meta lets a human agent answer for 7 days after the customer's last message."""
-        return self.channel in HUMAN_AGENT_CHANNELS and (self.last_inbound_at or 0) + 7 * 86400 > time.time()
+        return self.window.human_agent
 
     @property
-    def window_closed(self) -> bool:
-        left = self.window_left
-        return left is not None and left <= 0
+    def takes_human_agent(self) -> bool:
+        return catalog.channel(self.channel).human_agent_days is not None
 
     @property
     def window_note(self) -> str:
-        left = self.window_left
-        if left is None:
+        window = self.window
+        if window.hours is None:
             return ""
         name = channel_name(self.channel)
-        hours = REPLY_WINDOW_HOURS[self.channel]
-        if left > 0:
-            return f"{name} {hours}-hour window open: {age(left)} left"
-        if not self.last_inbound_at:
+        if window.free_text:
+            return f"{name} {window.hours}-hour window open: {age(window.left)} left"
+        if not window.wrote:
             return f"{name}: the customer has not written yet, so only a template can start the conversation"
-        return (f"{name}'s {hours}-hour window closed {age(-left)} ago: the service refuses free text now; "
-                "send an approved template")
+        return (f"{name}'s {window.hours}-hour window closed {age(-window.left)} ago: the service refuses free text "
+                "now" + ("; send an approved template" if window.templates else ""))
+
+    def measure(self, body: str) -> catalog.LengthVerdict:
+        mention = self.display_name if self.channel == "mastodon" else ""
+        return catalog.measure(self.channel, body, catalog.length_settings(self.account_settings, mention=mention))
 
     def label(self) -> Text:
         text = Text(f"{channel_icon(self.channel)} {channel_name(self.channel)} ", style="bold")
@@ -96,19 +96,13 @@ class Draft:
     updated_at: float
 
 
-def limit_note(channel: str, body: str) -> tuple[str, bool]:
-    """A short note on length for this channel, and whether the body may be sent."""
+def limit_note(channel: str, body: str, settings=None) -> tuple[str, bool]:
+    """A short note on length for this channel, and whether the body may be sent: the catalog's
+    verdict, the very rule the channel's adapter enforces before sending."""
     if not body.strip():
         return "", False
-    if channel == "sms":
-        info = segment_info(body)
-        return info.describe(), info.sendable
-    limit = LIMITS.get(channel)
-    if limit is not None:
-        if len(body) > limit:
-            return f"{len(body)}/{limit} characters: too long for {channel_name(channel)}", False
-        return f"{len(body)}/{limit}", True
-    return f"{len(body)} characters", True
+    verdict = catalog.measure(channel, body, settings)
+    return verdict.note, verdict.ok
 
 
 class Composer(Guarded, Vertical):
@@ -233,14 +227,15 @@ class Composer(Guarded, Vertical):
             text.append(f"\napproved template '{self.wa_template}': line 1 fills {{{{1}}}}, line 2 fills {{{{2}}}}…",
                         style=self._style("good"))
         else:
-            note, ok = limit_note(target.channel, self.editor.text)
+            verdict = target.measure(self.editor.text) if self.editor.text.strip() else None
+            note, ok = (verdict.note, verdict.ok) if verdict else ("", False)
             if note:
                 text.append(f"  {note}", style=self._style("note") if ok else self._style("bad"))
             if target.window_note:
                 text.append(f"\n{target.window_note}", style=self._style("warn" if target.window_closed else "note"))
                 if target.window_closed and target.channel == "whatsapp":
                     text.append(" (ctrl+t)", style=self._style("warn"))
-            if target.window_closed and target.channel in HUMAN_AGENT_CHANNELS:
+            if target.window_closed and target.takes_human_agent:
                 if target.human_agent_open:
                     text.append("\nctrl+g: send as a human agent (HUMAN_AGENT tag, allowed for 7 days) "
                                 + ("[on]" if self.human_agent else "[off]"),
@@ -341,9 +336,12 @@ class Composer(Guarded, Vertical):
         if target.opted_out:
             self.app.notify("This customer opted out on this channel; pick another with ctrl+o.", severity="error")
             return
-        note, ok = limit_note(target.channel, body)
-        if not ok:
-            self.app.notify(note or "Type a message first.", severity="warning")
+        if not body.strip():
+            self.app.notify("Type a message first.", severity="warning")
+            return
+        verdict = target.measure(body)
+        if not verdict.ok:
+            self.app.notify(verdict.refusal or verdict.note, severity="warning")
             return
         if self.wa_template and target.channel == "whatsapp":
             values = [line.strip() for line in body.splitlines() if line.strip()]
@@ -370,7 +368,7 @@ class Composer(Guarded, Vertical):
 
     def _human_agent(self) -> None:
         target = self.target
-        if target is None or target.channel not in HUMAN_AGENT_CHANNELS or not target.window_closed:
+        if target is None or not target.takes_human_agent or not target.window_closed:
             self.app.notify("The human-agent tag is for Messenger and Instagram replies after the 24-hour window.")
             return
         if not target.human_agent_open:

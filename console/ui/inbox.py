@@ -32,7 +32,7 @@ from console.ui.card import CardView
 from console.ui.composer import Composer, Draft
 from console.ui.conversation_list import ConversationList, describe_empty
 from console.ui.guard import Guarded
-from console.ui.render import STATE_MARKS, channel_icon, channel_name, safe_line
+from console.ui.render import STATE_MARKS, channel_icon, channel_name, in_catalog_order, safe_line
 from console.ui.timeline import CustomerHeader, Timeline, lay_out
 
 STATUS_TABS = ("open", "waiting", "snoozed", "done")
@@ -167,6 +167,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
     def _context_loaded(self, result) -> None:
         channels, drafts, presence = result
+        channels = in_catalog_order(channels)
         if channels != self.channels:
             self.channels = channels
             self.update_tabs()

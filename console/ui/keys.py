@@ -147,4 +147,5 @@ def check_keymap(ws: WorkspaceConfig) -> tuple[list[ConfigError], list[str]]:
                                    "give one of them another key")
                         if not any(e.key == f"keymap.{mine}" and key in str(e) for e in errors):
                             errors.append(error(mine, message))
+    errors.sort(key=lambda e: e.line or 0)
     return errors, warnings

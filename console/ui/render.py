@@ -12,40 +12,35 @@ import time
 
 from rich.text import Text
 
+from console.channels import catalog
 from console.sanitize import clean, one_line
 
-CHANNEL_ICONS = {
-    "email": "✉", "sms": "☎", "whatsapp": "ⓦ", "telegram": "✈", "instagram": "◎",
-    "messenger": "ⓜ", "mastodon": "🐘",
-}
-CHANNEL_NAMES = {
-    "email": "email", "sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram", "instagram": "Instagram",
-    "messenger": "Messenger", "mastodon": "Mastodon",
-}
-# Identity kinds: SMS and WhatsApp share "phone".
-KIND_ICONS = {"email": "✉", "phone": "☎", "telegram": "✈", "instagram": "◎", "messenger": "ⓜ", "mastodon": "🐘"}
-KIND_LABELS = {"email": "email", "phone": "phone", "telegram": "Telegram", "instagram": "Instagram",
-               "messenger": "Messenger", "mastodon": "Mastodon"}
-# Kinds whose address is a service's numeric user id: the handle (display name) is what people know.
-HANDLE_KINDS = ("telegram", "instagram", "messenger", "mastodon")
 STATE_MARKS = {"ok": "●", "syncing": "⟳", "retrying": "⚠", "auth": "⚠", "error": "⚠", "idle": "○"}
 
 
 def channel_icon(channel: str) -> str:
-    return CHANNEL_ICONS.get(channel, "•")
-
-
-icon = channel_icon
+    return catalog.channel(channel).icon
 
 
 def channel_name(channel: str) -> str:
-    return CHANNEL_NAMES.get(channel, channel)
+    return catalog.channel(channel).name
+
+
+def in_catalog_order(channels) -> list[str]:
+    """Channels in the catalog's order (email, SMS, WhatsApp...): the order of the 1-9 filters."""
+    order = {entry.id: n for n, entry in enumerate(catalog.channels())}
+    return sorted(channels, key=lambda c: (order.get(c, len(order)), c))
+
+
+def kind_label(kind: str) -> str:
+    return catalog.identity(kind).label
 
 
 def identity_label(kind: str, address: str, display_name: str = "", limit: int = 40, icon: bool = True) -> Text:
     """'✉ maria@example.com', '◎ @maria.bakes' (never Instagram's numeric id when a handle is known)."""
-    shown = display_name if kind in HANDLE_KINDS and display_name else address
-    text = Text(f"{KIND_ICONS.get(kind, '•')} " if icon else "")
+    entry = catalog.identity(kind)
+    shown = display_name if entry.shown_by_name and display_name else address
+    text = Text(f"{entry.icon} " if icon else "")
     text.append_text(safe_line(shown, limit))
     return text
 

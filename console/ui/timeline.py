@@ -298,14 +298,24 @@ class Timeline(Guarded, ScrollView, can_focus=True):
         self._scroll_to_line(self._bottom())
 
     def _scroll_to_line(self, line: int) -> None:
+        """Scroll now, even before the new height is laid out (when a validated scroll would be
+        clamped to the old one), and repaint."""
         target = max(0, min(line, self._bottom()))
-        if target != int(self.scroll_y):
-            self.scroll_to(y=target, animate=False, immediate=True)
+        if target == int(self.scroll_y):
+            return
+        self.set_scroll(None, target)
+        if self.show_vertical_scrollbar:
+            self.vertical_scrollbar.position = target
+        self.refresh()
+        self._scrolled(target)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
-        self._follow = int(new) >= self._bottom()
-        if int(new) < 5 and self.more_before and not self.loading_older and self.entries:
+        self._scrolled(int(new))
+
+    def _scrolled(self, top: int) -> None:
+        self._follow = top >= self._bottom()
+        if top < 5 and self.more_before and not self.loading_older and self.entries:
             self.loading_older = True
             self.post_message(self.NeedOlder(everything=False))
 

@@ -49,13 +49,6 @@ def test_the_config_accepts_exactly_the_catalogs_account_kinds_and_knows_their_s
         set(catalog.secret_keys())
 
 
-def test_the_models_compatibility_names_are_the_catalogs_data():
-    assert model.REPLY_WINDOW_HOURS == {"whatsapp": 24, "instagram": 24, "messenger": 24}
-    assert model.CHANNEL_IDENTITY_KIND["whatsapp"] == "phone"
-    with pytest.raises(AttributeError):
-        model.NO_SUCH_NAME  # noqa: B018
-
-
 # ---- lengths ------------------------------------------------------------------------------------
 
 def test_sms_is_counted_in_segments():

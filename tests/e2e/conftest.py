@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import CONSOLE, Workspace
+from e2e.harness import CONSOLE, Workspace
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from console.store import ListFilter, Store
-from terminal import Terminal
+from e2e.terminal import Terminal
 
 CONSOLE = Path(sys.executable).with_name("console")
 

@@ -16,7 +16,8 @@ import pytest
 
 from console.store import ListFilter
 from console.ui.keys import registry
-from harness import assert_healthy, footer, right_pane, select, selected_name, tabs
+from console.ui.render import in_catalog_order
+from e2e.harness import assert_healthy, footer, right_pane, select, selected_name, tabs
 
 pytestmark = pytest.mark.e2e
 
@@ -76,7 +77,7 @@ def help_(ws, term, store):
         if "list.channel_1" in term.text():
             break
         term.press("j", pause=0.03)
-    first = channel_name(store.channels_in_use()[0])
+    first = channel_name(in_catalog_order(store.channels_in_use())[0])
     assert term.wait_for(f"Only ", timeout=5) and first in term.text(), term.text()
     term.press("escape")
     assert term.wait_for(lambda text: "remap them by id" not in text, timeout=5), term.text()
@@ -515,7 +516,7 @@ def tag_filter(ws, term, store):
 
 def _channel_scenario(number: int):
     def check(ws, term, store):
-        channels = store.channels_in_use()
+        channels = in_catalog_order(store.channels_in_use())
         from console.ui.render import channel_name
 
         term.press(str(number))
@@ -550,11 +551,15 @@ def timeline_scroll(ws, term, store):
     from console.ui.render import when
 
     assert term.wait_for(when(first.sent_at), timeout=5), term.text()
-    top = term.text()
+
+    def view() -> list[str]:
+        return [right_pane(term, n) for n in range(3, 20)]
+
+    top = view()
     term.press("j")
-    assert term.wait_for(lambda text: text != top, timeout=5)
+    assert term.wait_for(lambda text: view() != top, timeout=5)
     term.press("k")
-    assert term.wait_for(lambda text: text == top, timeout=5)
+    assert term.wait_for(lambda text: view() == top, timeout=5), term.text()
     term.press("G")
     assert term.wait_for(lambda text: when(first.sent_at) not in text, timeout=5), term.text()
 

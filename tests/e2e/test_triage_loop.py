@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import assert_healthy
+from e2e.harness import assert_healthy
 
 pytestmark = pytest.mark.e2e
 

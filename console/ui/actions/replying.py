@@ -57,8 +57,10 @@ class ReplyActions:
             found, kept = result
             if self.current is None or self.current.customer_id != row.customer_id:
                 return
+            accounts = {a.name: a.raw for a in self.workspace.accounts}
             targets = [Target(t["account"], t["channel"], t["identity_id"], t["address"], bool(t["opted_out"]),
-                              t["conversation_id"], t["last_in"], t["kind"], t["display_name"]) for t in found]
+                              t["conversation_id"], t["last_in"], t["kind"], t["display_name"],
+                              accounts.get(t["account"])) for t in found]
             # The customer's last-used channel comes first; skip opted-out ones.
             index = next((n for n, t in enumerate(targets) if not t.opted_out), 0)
             if new_message and len(targets) > 1:
