@@ -98,3 +98,42 @@ def test_bad_channels_name_the_line(tmp_path):
     ws = workspace_from('[[accounts]]\nkind = "demo"\nname = "d"\nchannels = ["sms", "fax"]\n', tmp_path)
     with pytest.raises(ConfigError, match=r"line 4, key 'accounts\[0\].channels': unknown channel 'fax'"):
         open_channel(ws.accounts[0], ws)
+
+
+def test_chatter_is_lively_but_bounded(monkeypatch):
+    """Made-up customers ask now and then, never more than a handful waiting at once; an answer
+    to one of them lets another ask (the demo's Open tab no longer grows by dozens an hour)."""
+    from console.channels import demo
+
+    clock = [1_900_000_000.0]
+    monkeypatch.setattr(demo.time, "time", lambda: clock[0])
+    channel = demo.DemoChannel("phone", ("sms", "whatsapp"), seed=3, chatter=True, reply_delay=3600)
+
+    async def run() -> list:
+        cursor, questions = None, []
+        while True:  # the first pulls bring the history
+            result = await channel.pull(cursor)
+            cursor = result.cursor
+            if not result.more:
+                break
+        for _ in range(12 * 60):  # an hour of polls, every 5 seconds
+            clock[0] += 5
+            result = await channel.pull(cursor)
+            cursor = result.cursor
+            questions += result.messages
+        return questions, cursor
+
+    questions, cursor = asyncio.run(run())
+    assert len(questions) == demo.CHATTER_OPEN  # and no more, however long the hour
+    asked = questions[0]
+    asyncio.run(channel.send(Outgoing(1, 1, "phone", asked.channel, asked.peer, "Yes!", idempotency_key="k1")))
+
+    async def later():
+        found = []
+        for _ in range(12 * 10):
+            clock[0] += 5
+            found += [m for m in (await channel.pull(cursor)).messages if m.direction == "in"
+                      and m.external_id.startswith("demo-live")]
+        return found
+
+    assert len(asyncio.run(later())) <= 1

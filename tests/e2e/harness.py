@@ -108,6 +108,10 @@ class Workspace:
         term.settle(0.3)
         return term
 
+    def engine_running(self) -> bool:
+        lock = self.data_dir / "sync.lock"
+        return lock.exists() and _locked(lock)
+
     def errors(self) -> str:
         path = self.data_dir / "errors.log"
         return path.read_text(errors="replace") if path.exists() else ""

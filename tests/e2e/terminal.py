@@ -92,6 +92,14 @@ class Terminal:
     def text(self) -> str:
         return "\n".join(self.lines())
 
+    def after_exit(self) -> str:
+        """What the program printed once it left the full screen (its last words), as plain text."""
+        raw = bytes(self.raw)
+        cut = raw.rfind(b"\x1b[?1049l")
+        tail = raw[cut + 8:] if cut >= 0 else raw
+        return re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[()][0-9A-B]|\x1b[=>]", "",
+                      tail.decode("utf-8", "replace")).strip()
+
     def flowing(self) -> str:
         """The screen with pane borders dropped and lines joined: to find a phrase that wraps."""
         return " ".join(self.text().translate({ord(c): " " for c in "▕▌▏│▔▁"}).split())
