@@ -235,6 +235,10 @@ MIGRATIONS: list[list[str]] = [
         """CREATE INDEX conversation_open_order ON conversation
             (status, COALESCE(waiting_since, last_inbound_at, last_message_at), id)""",
         "CREATE INDEX conversation_latest ON conversation (status, last_message_at)",
+        # A customer's conversations by status, newest first: the refresh's lookups stay per customer
+        # (with only the index above, SQLite walked every conversation of a status for each row).
+        "DROP INDEX conversation_customer",
+        "CREATE INDEX conversation_customer ON conversation (customer_id, status, last_message_at)",
         "CREATE INDEX conversation_assignee ON conversation (assignee, status)",
         # Presence by heartbeat, with the host, so a console can forget its own host's dead ones.
         "ALTER TABLE presence ADD COLUMN host TEXT NOT NULL DEFAULT ''",
