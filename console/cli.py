@@ -113,6 +113,9 @@ def open_store(ws: WorkspaceConfig):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from console.startup_trace import mark
+
+    mark("console.cli imported")
     args = build_parser().parse_args(argv)
     from console.store import StoreError
 
@@ -135,13 +138,6 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---- commands --------------------------------------------------------------------------------
 def cmd_tui(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
-    from console.ui.keys import check_keymap
-
-    keymap_errors, _ = check_keymap(ws)
-    if keymap_errors:
-        for error in keymap_errors[1:]:
-            print(f"console: {error}", file=sys.stderr)
-        raise keymap_errors[0]
     store = open_store(ws)
     if not ws.accounts and not ws.demo and store.count_messages() == 0:
         store.close()
@@ -156,9 +152,25 @@ def cmd_tui(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
 
         furnish(store, ws.agent)
     _setup_logging(ws, "ui")
+    from console.ui import first_screen
+
+    first = first_screen.start(store, ws.agent)  # while Textual and the app are imported
+    from console.startup_trace import mark
+
+    mark("store open, first screen being read")
+    from console.ui.keys import check_keymap
+
+    keymap_errors, _ = check_keymap(ws) if ws.keymap else ([], [])
+    if keymap_errors:
+        store.close()
+        for error in keymap_errors[1:]:
+            print(f"console: {error}", file=sys.stderr)
+        raise keymap_errors[0]
     from console.ui.app import ConsoleApp
 
-    ConsoleApp(ws, store, engine_args=_engine_args(args)).run()
+    mark("the app imported")
+
+    ConsoleApp(ws, store, engine_args=_engine_args(args), first=first).run()
     store.close()
     return 0
 

@@ -7,7 +7,6 @@ password never sits in a settings object that might be logged.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import shlex
@@ -239,9 +238,14 @@ class WorkspaceConfig:
 
 
 def _os_user() -> str:
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # as getpass.getuser() looks, without importing it
+        if os.environ.get(name):
+            return os.environ[name]
     try:
-        return getpass.getuser()
-    except Exception:  # no user name in the environment (some containers)
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):  # no user name anywhere (some containers)
         return "agent"
 
 
@@ -292,9 +296,9 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
     ws.name = section.get("name", ws.name)
     ws.agent = section.get("agent", ws.agent)
     region = section.get("default_region", ws.default_region).upper()
-    import phonenumbers  # local: only config needs the region list
+    from console.regions import SUPPORTED_REGIONS
 
-    if region not in phonenumbers.SUPPORTED_REGIONS:
+    if region not in SUPPORTED_REGIONS:
         raise err("workspace", "default_region", f"unknown region {region!r}; use a two-letter country code such as US or GB")
     ws.default_region = region
     if "download_dir" in section:

@@ -49,6 +49,7 @@ class AccountRun:
     # account shows it until a send succeeds, whatever the pulls say.
     send_problem: tuple[str, str] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    state_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pulled: int = 0  # new messages stored by this run
     sent: int = 0  # replies delivered by this run
 
@@ -123,11 +124,15 @@ class Engine:
             await asyncio.sleep(0.5)
 
     async def _state(self, name: str, state: str, detail: str = "", progress: tuple[int, int] | None = None) -> None:
-        problem = self.runs[name].send_problem
-        if problem is not None and state in ("ok", "syncing"):
-            state, detail = problem
-        await asyncio.to_thread(self.store.set_account_state, name, self.runs[name].channel.kind, state,
-                                one_line(detail, 300), progress)
+        # One write at a time per account, deciding under the lock: the pull loop and the delivery
+        # loop both report, and a state decided before the other loop's news must not land after it.
+        run = self.runs[name]
+        async with run.state_lock:
+            problem = run.send_problem
+            if problem is not None and state in ("ok", "syncing"):
+                state, detail = problem
+            await asyncio.to_thread(self.store.set_account_state, name, run.channel.kind, state,
+                                    one_line(detail, 300), progress)
 
     async def _sleep(self, run: AccountRun, seconds: float) -> None:
         try:

@@ -9,8 +9,6 @@ import os
 import re
 from dataclasses import dataclass
 
-import phonenumbers
-
 from console.store.db import Database, now
 
 TAG_RE = re.compile(r"^[\w][\w./-]{0,39}$")
@@ -453,6 +451,8 @@ class TriageMixin:
         bodies = self.db.query(
             """SELECT m.body FROM message m JOIN conversation c ON c.id = m.conversation_id
                WHERE c.customer_id = ? AND m.direction = 'in' ORDER BY m.sent_at DESC LIMIT 50""", (customer_id,))
+        import phonenumbers  # here: the import is slow, and only the card's suggestions need it
+
         numbers = set()
         for row in bodies:
             for match in phonenumbers.PhoneNumberMatcher(row["body"] or "", self.region,

@@ -41,8 +41,9 @@ class ConsoleApp(App):
         Binding("question_mark", "help", "Help", id="app.help"),
     ]
 
-    def __init__(self, workspace: WorkspaceConfig, store, engine_args: list[str] | None = None):
+    def __init__(self, workspace: WorkspaceConfig, store, engine_args: list[str] | None = None, first=None):
         super().__init__()
+        self.first = first  # the first screen, being read (console/ui/first_screen.py)
         from console.ui.keys import check_keymap
 
         self.workspace = workspace
@@ -54,7 +55,7 @@ class ConsoleApp(App):
         self.title = workspace.name
         self._errors: dict[str, float] = {}  # error summary -> when last shown (no floods)
         self._leaving = False
-        errors, self.keymap_warnings = check_keymap(workspace)
+        errors, self.keymap_warnings = check_keymap(workspace) if workspace.keymap else ([], [])
         if errors:
             raise errors[0]
         self.set_keymap(workspace.keymap)
@@ -80,7 +81,7 @@ class ConsoleApp(App):
         from console.ui.inbox import InboxScreen
 
         self.background = Background(self.store, self._post_from_thread, self.report_error)
-        self.inbox = InboxScreen(self.workspace)
+        self.inbox = InboxScreen(self.workspace, self.first)
         self.push_screen(self.inbox)
         for warning in self.keymap_warnings:
             self.notify(warning, severity="warning", timeout=10)

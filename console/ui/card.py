@@ -13,7 +13,9 @@ from console.ui.guard import Guarded
 from console.ui.render import channel_icon, channel_name, kind_label, safe, safe_line, when
 
 
-def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: list[Suggestion]) -> Text:
+def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: list[Suggestion],
+                style=lambda name: "") -> Text:
+    """The card as text; `style(name)` gives the theme's style for "bad", "tag" and "suggest"."""
     text = Text()
     text.append_text(safe_line(card.name or "(no name)", 60, style="bold"))
     text.append("\n")
@@ -25,11 +27,11 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
             text.append_text(safe_line(ident.display_name, 40))
             text.append(")")
         if ident.opted_out:
-            text.append(" opted out", style="bold red")
+            text.append(" opted out", style=style("bad"))
         text.append("\n")
     text.append("\nTags: ", style="bold")
     if card.tags:
-        text.append(" ".join(f"#{t}" for t in card.tags), style="cyan")
+        text.append(" ".join(f"#{t}" for t in card.tags), style=style("tag"))
     else:
         text.append("none (t adds one)", style="dim")
     text.append("\n")
@@ -55,7 +57,7 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
         text.append("\n")
         text.append_text(safe(note.body))
     if suggestions:
-        text.append("\n\nProbably the same person", style="bold yellow")
+        text.append("\n\nProbably the same person", style=style("suggest"))
         for suggestion in suggestions:
             text.append("\n• ")
             text.append_text(safe_line(suggestion.name, 40))
@@ -67,9 +69,17 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
 class CardView(Guarded, VerticalScroll):
     """Hidden until toggled; the app fills it when the selection changes."""
 
+    COMPONENT_CLASSES = {"card--bad", "card--tag", "card--suggest"}
+    DEFAULT_CSS = """
+    CardView > .card--bad { color: $error; text-style: bold; }
+    CardView > .card--tag { color: $accent; }
+    CardView > .card--suggest { color: $warning; text-style: bold; }
+    """
+
     def compose(self):
         yield Static(id="card-body")
 
     def show(self, card: CustomerCard | None, identities: list[IdentityRow], suggestions: list[Suggestion]) -> None:
         body = self.query_one("#card-body", Static)
-        body.update(render_card(card, identities, suggestions) if card else Text(""))
+        style = lambda name: self.get_component_rich_style(f"card--{name}", partial=True)  # noqa: E731
+        body.update(render_card(card, identities, suggestions, style) if card else Text(""))

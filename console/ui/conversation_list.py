@@ -144,6 +144,12 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
         for page in {top // PAGE, bottom // PAGE, self.cursor // PAGE}:
             self._request(page)
 
+    def preload(self, counts: dict[str, int], rows: list[ListRow]) -> None:
+        """The first page and the counts, read before the app mounted (console/ui/first_screen.py)."""
+        self.generation += 1
+        self._counted(self.generation, counts)
+        self._loaded(self.generation, 0, self.filter, rows)
+
     def _counted(self, generation: int, counts: dict[str, int]) -> None:
         if generation != self.generation:
             return

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 
 from console.config import WorkspaceConfig
 from console.store import ListRow, Presence
+from console.startup_trace import dump, mark
 from console.store.triage import PRESENCE_HEARTBEAT
 from console.ui.actions.attachments import AttachmentActions
 from console.ui.actions.customer import CustomerActions
@@ -42,6 +43,38 @@ TIMELINE_PAGE = 300
 POLL_EVERY = 0.5
 
 
+class AccountsBar(Guarded, Static):
+    """The header's left part: the workspace and each account's state (ok, syncing with its
+    progress, or what is wrong), shortened to what fits."""
+
+    COMPONENT_CLASSES = {"accounts--ok", "accounts--busy", "accounts--warn", "accounts--bad", "accounts--idle"}
+    DEFAULT_CSS = """
+    AccountsBar > .accounts--ok { color: $success; }
+    AccountsBar > .accounts--busy { color: $accent; }
+    AccountsBar > .accounts--warn { color: $warning; }
+    AccountsBar > .accounts--bad { color: $error; text-style: bold; }
+    AccountsBar > .accounts--idle { color: $text-muted; }
+    """
+    GRADES = {"ok": "ok", "syncing": "busy", "retrying": "warn", "idle": "idle"}
+
+    def show(self, name: str, states, narrow: bool) -> None:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append_text(safe_line(name, 24 if narrow else 40, style="bold"))
+        text.append(" ─", style="dim")
+        for state in states:
+            style = self.get_component_rich_style(f"accounts--{self.GRADES.get(state.state, 'bad')}", partial=True)
+            text.append(f" {STATE_MARKS.get(state.state, '•')} ", style=style)
+            text.append_text(safe_line(state.name, 20))
+            if state.progress:
+                done, total = state.progress
+                text.append(f" {done:,}/{total:,}", style=self.get_component_rich_style("accounts--busy", partial=True))
+            elif state.state not in ("ok", "syncing", "idle"):
+                text.append(" (")
+                text.append_text(safe_line(state.detail or state.state, 30 if narrow else 60, style=style))
+                text.append(")")
+        self.update(text)
+
+
 class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, AttachmentActions, Guarded, Screen):
     BINDINGS = [
         Binding("tab", "switch_pane", "Switch pane", id="app.switch_pane", show=False),
@@ -49,9 +82,10 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         *ReplyActions.KEYS, *StatusActions.KEYS, *CustomerActions.KEYS, *FindActions.KEYS,
     ]
 
-    def __init__(self, workspace: WorkspaceConfig):
+    def __init__(self, workspace: WorkspaceConfig, first=None):
         super().__init__()
         self.workspace = workspace
+        self.first = first  # a Future of console/ui/first_screen.FirstScreen, or None
         self.current: ListRow | None = None
         self.channels: list[str] = []
         self.highlight: list[str] = []
@@ -63,11 +97,12 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         self._presence_timer = None
         self._counts: dict[str, int] = {}
         self._host = socket.gethostname()
+        self._prefetched = None  # the first customer's newest messages, read before mounting
 
     # ---- layout -------------------------------------------------------------------------------
     def compose(self):
         with Horizontal(id="header"):
-            yield Static(id="header-left")
+            yield AccountsBar(id="header-left")
             yield Static(id="header-right")
         with Horizontal(id="body"):
             with Vertical(id="left"):
@@ -106,6 +141,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         return self.app.background.run(job, done, what=what, lane=lane, key=key, pass_ticket=pass_ticket)
 
     def on_mount(self) -> None:
+        mark("inbox mounted")
         self.composer.display = False
         self.query_one(CustomerHeader).clear("Loading…")
         self.timeline.clear("Loading…")
@@ -113,17 +149,40 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         conversations.me = self.agent
         conversations.empty_note = describe_empty(conversations.filter, self.agent)
         conversations.focus()
-        conversations.reload()
         self.update_tabs()
+        first, self.first = self.first, None
+        if first is None:
+            self._first_or_reload(None)
+        elif first.done():
+            self._first_or_reload(first)
+        else:
+            first.add_done_callback(lambda done: self.app._post_from_thread(lambda: self._first_or_reload(done)))
         templates = dict(self.workspace.templates)
         if templates:
             self.run(lambda store: [store.save_template(n, b) for n, b in templates.items()],
                      what="load the config's templates", lane="write")
-        self.load_header()
-        self.load_context()
         self.set_interval(POLL_EVERY, self.poll_store)
         self.set_interval(30, self.load_header)
         self.set_interval(PRESENCE_HEARTBEAT, self._heartbeat)
+
+    def _first_or_reload(self, first) -> None:
+        if first is not None and first.exception() is None:
+            self._first_screen(first.result())
+            return
+        if first is not None:
+            self.app.report_error(first.exception(), "read the first screen")
+        self.conversations.reload()
+        self.load_header()
+        self.load_context()
+
+    def _first_screen(self, first) -> None:
+        """Show what was read while the app started; the rest of the timeline follows."""
+        self._show_header(first.states)
+        self._context_loaded((first.channels, first.drafts, first.presence))
+        self._prefetched = first.customer
+        self.conversations.preload(first.counts, first.rows)
+        if self.conversations.selected is not None:  # before the first frame, not a message later
+            self.show_row(self.conversations.selected)
 
     def focus_list(self) -> None:
         self.conversations.focus()
@@ -185,22 +244,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
                  key="header")
 
     def _show_header(self, states) -> None:
-        narrow = self.size.width < 100
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append_text(safe_line(self.workspace.name, 24 if narrow else 40, style="bold"))
-        text.append(" ─", style="dim")
-        for state in states:
-            style = {"ok": "green", "syncing": "cyan", "retrying": "yellow", "idle": "dim"}.get(state.state, "red")
-            text.append(f" {STATE_MARKS.get(state.state, '•')} ", style=style)
-            text.append_text(safe_line(state.name, 20))
-            if state.progress:
-                done, total = state.progress
-                text.append(f" {done:,}/{total:,}", style="cyan")
-            elif state.state not in ("ok", "syncing", "idle"):
-                text.append(" (")
-                text.append_text(safe_line(state.detail or state.state, 30 if narrow else 60, style=style))
-                text.append(")")
-        self.query_one("#header-left", Static).update(text)
+        self.query_one(AccountsBar).show(self.workspace.name, states, self.size.width < 100)
         right = Text(no_wrap=True)
         right.append_text(safe_line(self.agent, 16))
         right.append(f" · {time.strftime('%H:%M')}", style="dim")
@@ -265,6 +309,11 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
     def load_timeline(self, row: ListRow) -> None:
         timeline = self.timeline
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[0] == row.customer_id and timeline.customer_id is None:
+            customer, name, identities, entries, more = prefetched
+            self._show_timeline(row, name, identities, entries, more, None,
+                                lay_out(entries, timeline.layout_width, timeline.show_quotes, more))
         same = timeline.customer_id == row.customer_id
         limit = max(TIMELINE_PAGE, len(timeline.entries) + 50) if same else TIMELINE_PAGE
         width, quotes = timeline.layout_width, timeline.show_quotes
@@ -287,6 +336,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         self.timeline.show(row.customer_id, entries, row.conversation_id, more, layout, self.highlight)
         if card is not None:
             self.card.show(card[0], identities, card[1])
+        mark("timeline shown")
         if os.environ.get("CONSOLE_BENCH_REPORT"):
             self.call_after_refresh(self._bench_report)
 
@@ -308,6 +358,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
     def _bench_report(self) -> None:
         """bench/startup.py: seconds from spawn to the first full screen, then exit."""
+        mark("first full screen painted")
+        dump()
         report = os.environ.pop("CONSOLE_BENCH_REPORT", None)
         if not report:
             return

@@ -147,6 +147,8 @@ class PickScreen(Guarded, ModalScreen[tuple[str, str | None] | None]):
     (typed text, id of the highlighted choice or None); `down`/`up` move among the choices; `esc`
     cancels (None)."""
 
+    COMPONENT_CLASSES = {"pick--problem"}
+    DEFAULT_CSS = "PickScreen > .pick--problem { color: $warning; }"
     BINDINGS = [
         Binding("escape", "dismiss_none", "Cancel", id="pick.cancel"),
         Binding("down", "move(1)", "Next choice", id="pick.down", show=False, priority=True),
@@ -214,7 +216,9 @@ class PickScreen(Guarded, ModalScreen[tuple[str, str | None] | None]):
         options.clear_options()
         self.looked_up = text
         if isinstance(choices, ValueError):
-            options.add_option(Option(Text(str(choices), style="yellow"), disabled=True))
+            options.add_option(Option(Text(str(choices), style=self.get_component_rich_style("pick--problem",
+                                                                                               partial=True)),
+                                      disabled=True))
             return
         if not choices:
             if self.empty and len(text.strip()) >= max(1, self.min_chars):

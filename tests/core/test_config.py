@@ -110,9 +110,17 @@ def test_example_config_parses_and_every_account_configures(tmp_path, monkeypatc
     """config.example.toml is the reference: it must load, and each account must be accepted."""
     from console.channels import open_channel
 
-    example = Path(__file__).parent.parent / "config.example.toml"
+    example = Path(__file__).parents[2] / "config.example.toml"
     ws = parse(example.read_text(), example)
     every = ws.accounts + ws.disabled_accounts
     assert {a.kind for a in every} >= {"demo"}, "the example documents every kind of account"
     for account in every:
         open_channel(account, ws)
+
+
+def test_the_config_knows_the_regions_phone_numbers_can_be_read_for():
+    import phonenumbers
+
+    from console.regions import SUPPORTED_REGIONS
+
+    assert SUPPORTED_REGIONS == phonenumbers.SUPPORTED_REGIONS  # regenerate console/regions.py if not
