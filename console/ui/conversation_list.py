@@ -103,10 +103,30 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
         self._selected: ListRow | None = None
         self._announced: tuple | None = None
         self._released: int | None = None
-        self.viewers: dict[int, list[tuple[str, str]]] = {}  # customer id -> [(agent, activity)] of others
-        self.drafts: set[int] = set()  # customers with a draft of this agent
+        self._viewers: dict[int, list[tuple[str, str]]] = {}  # customer id -> [(agent, activity)] of others
+        self._drafts: set[int] = set()  # customers with a draft of this agent
         self.me = ""  # this agent: rows assigned to someone else show who
         self.empty_note = "Nothing here."
+        self._strips: dict[tuple, Strip] = {}
+        self._marks_version = 0  # changes with viewers and drafts, which rows show
+
+    @property
+    def viewers(self) -> dict[int, list[tuple[str, str]]]:
+        return self._viewers
+
+    @viewers.setter
+    def viewers(self, value: dict[int, list[tuple[str, str]]]) -> None:
+        self._viewers = value
+        self._marks_version += 1
+
+    @property
+    def drafts(self) -> set[int]:
+        return self._drafts
+
+    @drafts.setter
+    def drafts(self, value: set[int]) -> None:
+        self._drafts = value
+        self._marks_version += 1
 
     # ---- data ---------------------------------------------------------------------------------
     def set_filter(self, flt: ListFilter) -> None:
@@ -210,7 +230,9 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
             self._announced = token
             if row is not None or self.counted:
                 self._selected = row
-            self.post_message(self.Highlighted(row))
+            # After the next frame: the moved selection is on screen at once, and the timeline
+            # (loaded for whichever row the selection stops on) follows.
+            self.call_after_refresh(self.post_message, self.Highlighted(row))
 
     # ---- geometry -----------------------------------------------------------------------------
     @property
@@ -280,6 +302,22 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
         height = self.row_height
         index, part = divmod(line, height)
         width = self.scrollable_content_region.width
+        # Scrolling repaints every line: rows already drawn come from a cache, kept while nothing
+        # they show changed (the rows, who else is here, the drafts, the minute of their clocks).
+        page = self._pages.get(index // PAGE)
+        token = (line, height, width, index == self.cursor, page.generation if page else None, self.has_focus,
+                 self._marks_version,
+                 int(time.time() // 30), self.total, self.empty_note, self.filter.status)
+        cached = self._strips.get(token)
+        if cached is not None:
+            return cached
+        strip = self._render_line(line, y, height, index, part, width)
+        if len(self._strips) > 400:
+            self._strips.clear()
+        self._strips[token] = strip
+        return strip
+
+    def _render_line(self, line: int, y: int, height: int, index: int, part: int, width: int) -> Strip:
         base = self.rich_style
         if self.counted and self.total == 0:
             if y == 0:

@@ -24,6 +24,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Static
 
 from console.store import IdentityRow, TimelineEntry
@@ -136,7 +137,7 @@ class Timeline(Guarded, ScrollView, can_focus=True):
         "timeline--subject", "timeline--bad", "timeline--match", "timeline--note", "timeline--placeholder",
     }
     DEFAULT_CSS = """
-    Timeline { scrollbar-gutter: stable; }
+    Timeline { overflow-y: scroll; }
     Timeline > .timeline--bar { color: $accent; text-style: bold; }
     Timeline > .timeline--match-bar { color: $secondary; text-style: bold; }
     Timeline > .timeline--meta { color: $text-muted; }
@@ -258,7 +259,13 @@ class Timeline(Guarded, ScrollView, can_focus=True):
                 or len(layout.offsets) != len(self.entries) or layout.top != top:
             layout = lay_out(self.entries, width, self.show_quotes, self.more_before)
         self._layout = layout
-        self.virtual_size = Size(width, max(1, layout.total))
+        # The pane's own size never depends on its content: no layout pass for the whole screen
+        # (which `virtual_size = ...` would ask for) each time another customer is shown.
+        size = Size(width, max(1, layout.total))
+        if size != self.virtual_size:
+            self.set_reactive(Widget.virtual_size, size)
+            self._scroll_update(size)
+            self.refresh()
 
     def on_resize(self) -> None:
         if self._layout.width != self.layout_width:
