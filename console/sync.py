@@ -359,6 +359,23 @@ class Engine:
             except asyncio.TimeoutError:
                 pass
 
+    async def run_duty(self, duty, once: bool = False) -> None:
+        """One of the engine's duties (console/duties.py), every `duty.every` seconds; a failure is
+        logged and the duty runs again next time, never taking the engine down."""
+        while not self._stop.is_set():
+            try:
+                await duty.run(self)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a duty's bug must not stop the sync
+                log.exception("the duty %r failed; it runs again in %.0f s", duty.name, duty.every)
+            if once:
+                return
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=duty.every)
+            except asyncio.TimeoutError:
+                pass
+
     # ---- running --------------------------------------------------------------------------------
     async def run(self, once: bool = False) -> dict[str, str]:
         """Run until stopped (or, with `once`, one pull per account and an empty outbox).
@@ -372,6 +389,11 @@ class Engine:
             tasks.append(asyncio.create_task(self.deliver_loop(name, once), name=f"send:{name}"))
         if not once:
             tasks.append(asyncio.create_task(self.housekeeping(), name="housekeeping"))
+        from console.duties import duties_for
+
+        self.duties = duties_for(self.workspace, self.store)
+        for duty in self.duties:
+            tasks.append(asyncio.create_task(self.run_duty(duty, once), name=f"duty:{duty.name}"))
         try:
             await asyncio.gather(*tasks)
             if once:
