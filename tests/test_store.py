@@ -260,3 +260,14 @@ def test_raw_bytes_stored_inside_the_workspace_by_an_earlier_version_are_still_r
     store.db.conn.execute("UPDATE message SET raw = ?, raw_sha = NULL", (b"old bytes",))
     [row] = store.db.query("SELECT id FROM message")
     assert store.message_raw(row["id"]) == b"old bytes"
+
+
+def test_a_reply_with_nothing_but_its_subject_joins_by_the_key_its_adapter_gave(store):
+    maria = Address("email", "maria@example.com", "Maria")
+    # The conversation was opened by a reply whose original is not stored: its key is the one
+    # the adapter gave ("cake"), not its subject folded ("re: cake").
+    store.apply_pull("mail", PullResult([
+        msg("<a@x>", maria, channel="email", thread="<root@x>", subject="Re: Cake", reply_subject="cake"),
+        msg("<b@x>", maria, channel="email", thread="<b@x>", subject="AW: cake", reply_subject="cake", at=NOW - 60),
+    ]))
+    assert [r[0] for r in store.db.query("SELECT message_count FROM conversation")] == [2]

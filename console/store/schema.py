@@ -197,6 +197,12 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE message ADD COLUMN raw_sha TEXT",
     ],
+    # 5: each conversation keeps the key a reply with nothing but its subject finds it by, as the
+    # channel's adapter gave it (email: the subject without "Re:" and the like). NULL for
+    # conversations stored before, for which the folded subject stands in.
+    [
+        "ALTER TABLE conversation ADD COLUMN subject_key TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

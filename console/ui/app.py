@@ -722,7 +722,7 @@ class ConsoleApp(App):
         """Save a message's attachments into `download_dir` under safe names (never a path the
         sender chose, never over an existing file). Email attachments come from the kept MIME."""
         from console.attachments import save as save_file
-        from console.mailparse import part_bytes
+        from console.channels.email.mailparse import part_bytes
 
         raw = self.store.message_raw(entry.id)
         if raw is None:
