@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from console.store.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -38,6 +38,8 @@ class Database:
         self._checkpointer: threading.Thread | None = None
         self._checkpointer_stop = threading.Event()
         self._wrote = threading.Event()  # set by each commit while the checkpointer runs
+        # Called after each commit of `write()` (the search index wakes its indexer with it).
+        self.after_commit: list[Callable[[], None]] = []
         try:
             self.conn.execute("PRAGMA busy_timeout = 10000")
             self.conn.execute("PRAGMA journal_mode = WAL")
@@ -78,6 +80,8 @@ class Database:
                 self.conn.execute("COMMIT")
                 if self._checkpointer is not None:
                     self._wrote.set()
+                for hook in self.after_commit:
+                    hook()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -17,6 +17,7 @@ from console.model import Address, InboundMessage, PullResult
 from console.sanitize import one_line
 from console.store.db import Database, now
 from console.store.rawfile import RawFile, digest
+from console.store.searchindex import SearchIndex
 
 PREVIEW_LENGTH = 160
 SUBJECT_THREAD_DAYS = 60
@@ -213,6 +214,7 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
 class IngestMixin:
     db: Database
     raw: RawFile
+    index: SearchIndex
     region: str
 
     def apply_pull(self, account: str, result: PullResult) -> int:
@@ -224,6 +226,7 @@ class IngestMixin:
         shas = [digest(msg.raw) if msg.raw is not None else None for msg in result.messages]
         blobs = {sha: msg.raw for sha, msg in zip(shas, result.messages) if sha is not None}
         raw_saved = self.raw.put_soon(blobs) if blobs else None
+        taken = self.index.hwm()
         with self.db.write() as conn:
             for msg, sha in zip(result.messages, shas):
                 if insert_message(conn, account, msg, self.region, raw_sha=sha) is not None:
@@ -239,6 +242,9 @@ class IngestMixin:
                     "UPDATE identity SET opted_out = ?, opted_out_at = ? WHERE id = ?",
                     (int(change.opted_out), now() if change.opted_out else None, identity_id),
                 )
+            # What the search index has taken from its queue (searchindex.py) is cleared here,
+            # in a transaction the store opens anyway, rather than by the indexer taking the lock.
+            conn.execute("DELETE FROM search_queue WHERE seq <= ?", (taken,))
             if result.cursor is not None:
                 conn.execute(
                     """INSERT INTO cursor (account, value, updated_at) VALUES (?, ?, ?)
