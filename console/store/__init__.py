@@ -1,7 +1,8 @@
 """The workspace store: SQLite, the single source of truth for every process.
 
 `Store` gathers the store's parts: ingest (what adapters pulled), the outbox (what we send),
-queries and intents (what the UI reads and asks), and backups (export / import).
+queries and intents (what the UI reads and asks), search (with its index in a file of its own), and
+backups (export / import).
 SQL lives only in this package, so another backend can implement the same interface.
 """
 
@@ -13,27 +14,35 @@ from console.store.backup import BackupMixin
 from console.store.db import Database, StoreError
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
-from console.store.triage import (CustomerCard, Note, Presence, SearchHit, SearchSyntaxError, Suggestion,
-                                  TriageMixin)
 from console.store.rawfile import RawFile
 from console.store.lists import STATUSES, ListFilter, ListRow, ListsMixin, refresh_lists
 from console.store.queries import AccountState, IdentityRow, QueryMixin, TimelineEntry
+from console.store.search import SearchCancelled, SearchHit, SearchMixin, SearchSyntaxError
+from console.store.searchindex import SearchIndex
+from console.store.triage import CustomerCard, Note, Presence, Suggestion, TriageMixin
 
 __all__ = [
     "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
-    "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "Suggestion",
+    "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "SearchCancelled", "Suggestion",
 ]
 
 
-class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, BackupMixin):
+class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin):
     def __init__(self, path: Path | str, region: str = "US"):
         self.db = Database(path, before_commit=(refresh_lists,))
         self.raw = RawFile(Path(path))
         self.region = region
+        if str(path) == ":memory:":  # the indexer cannot open an in-memory workspace: it shares this connection
+            self.index = SearchIndex(Path(path), self.db.conn, self.db.lock)
+        else:
+            self.index = SearchIndex(Path(path))
+        self.db.after_commit.append(self.index.wake)
+        self.index.wake()  # what earlier runs left pending, or a first build of the index
 
     def data_version(self) -> int:
         return self.db.data_version()
 
     def close(self) -> None:
+        self.index.close()
         self.raw.close()
         self.db.close()
