@@ -1,9 +1,12 @@
-"""The workspace store: SQLite, the single source of truth for every process.
+"""The workspace store: SQLite or PostgreSQL, the single source of truth for every process.
 
 `Store` gathers the store's parts: ingest (what adapters pulled), the outbox (what we send),
 queries and intents (what the UI reads and asks), search (with its index in a file of its own), and
 backups (export / import).
-SQL lives only in this package, so another backend can implement the same interface.
+SQL lives only in this package, behind one `Database` interface with two implementations:
+SQLite (console/store/db.py, the embedded default: a file per workspace) and PostgreSQL
+(console/store/pg.py, for a team on several machines). Where a store lives is its *location*: a
+path, a `postgresql://` URL, or settings with a URL and a password (`[store]` in the config).
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from pathlib import Path
 
 from console.store.backup import BackupMixin
 from console.store.db import Database, StoreError
+from console.store.dialect import is_postgres_url
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
 from console.store.rawfile import RawFile
 from console.store.lists import STATUSES, ListFilter, ListRow, ListsMixin, refresh_lists
 from console.store.queries import AccountState, IdentityRow, QueryMixin, TimelineEntry
-from console.store.search import SearchCancelled, SearchHit, SearchMixin, SearchSyntaxError
+from console.store.search import SearchCancelled, SearchHit, SearchMixin, SearchSyntaxError, SqliteSearch
 from console.store.searchindex import SearchIndex
 from console.store.triage import CustomerCard, Note, Presence, Suggestion, TriageMixin
 
@@ -28,19 +32,47 @@ __all__ = [
 
 
 class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin):
-    def __init__(self, path: Path | str, region: str = "US"):
-        self.db = Database(path, before_commit=(refresh_lists,))
-        self.raw = RawFile(Path(path))
+    def __init__(self, location, region: str = "US"):
+        """`location`: a SQLite file's path, a `postgresql://` URL, or `[store]` settings (an
+        object with `url` and `password()`, console/config.py `StoreSettings`)."""
         self.region = region
-        if str(path) == ":memory:":  # the indexer cannot open an in-memory workspace: it shares this connection
-            self.index = SearchIndex(Path(path), self.db.conn, self.db.lock)
+        url = getattr(location, "url", None) or (location if is_postgres_url(location) else None)
+        if url is not None:
+            self._open_postgres(url, location.password() if hasattr(location, "password") else None)
+            return
+        self.db = Database(location, before_commit=(refresh_lists,))
+        self.raw = RawFile(Path(location))
+        if str(location) == ":memory:":  # the indexer cannot open an in-memory workspace: it shares this connection
+            self.index = SearchIndex(Path(location), self.db.conn, self.db.lock)
         else:
-            self.index = SearchIndex(Path(path))
+            self.index = SearchIndex(Path(location))
+        self.searcher = SqliteSearch(self.db, self.index)
         self.db.after_commit.append(self.index.wake)
         self.index.wake()  # what earlier runs left pending, or a first build of the index
 
-    def data_version(self) -> int:
-        return self.db.data_version()
+    def _open_postgres(self, url: str, password: str | None) -> None:
+        from console.store.pg import PgDatabase
+        from console.store.pgraw import PgRawFile
+        from console.store.pgsearch import PgSearch, PgSearchIndex
+
+        self.db = PgDatabase(url, password, before_commit=(refresh_lists,))
+        self.raw = PgRawFile(self.db)
+        self.index = PgSearchIndex(self.db)
+        self.searcher = PgSearch(self.db, self.index)
+        self.db.after_commit.append(self.index.wake)
+        self.index.wake()
+
+    @property
+    def backend(self) -> str:
+        return self.db.dialect.name
+
+    def data_version(self):
+        return self.db.change_token()
+
+    def change_token(self):
+        """Different from the previous one when anything changed since (any process, any machine).
+        Raises StoreUnavailable while a PostgreSQL server cannot be reached."""
+        return self.db.change_token()
 
     def close(self) -> None:
         self.index.close()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sqlite3
 from typing import IO, Iterator
 
 from console.store.db import Database
@@ -37,7 +36,7 @@ class BackupError(Exception):
     pass
 
 
-def _encode(row: sqlite3.Row) -> dict:
+def _encode(row) -> dict:
     out = {}
     for key in row.keys():
         value = row[key]
@@ -46,6 +45,16 @@ def _encode(row: sqlite3.Row) -> dict:
         else:
             out[key] = value
     return out
+
+
+def each_row(conn, sql: str, params):
+    """Every row of a query, without holding a large table in memory (PostgreSQL's connection
+    reads in batches through a server-side cursor; SQLite's cursor already steps)."""
+    if hasattr(conn, "batches"):
+        for rows in conn.batches(sql, params):
+            yield from rows
+    else:
+        yield from conn.execute(sql, params)
 
 
 class BackupMixin:
@@ -76,7 +85,7 @@ class BackupMixin:
             for table in ("tag", "note", "draft"):
                 queries[table] = f"SELECT * FROM {table}{customers}"
             for table, key in _TABLES:
-                for row in conn.execute(queries[table] + f" ORDER BY {key}", {"since": since}):
+                for row in each_row(conn, queries[table] + f" ORDER BY {key}", {"since": since}):
                     record = _encode(row)
                     if table == "message" and row["raw_sha"] and row["raw"] is None:
                         data = self.raw.get(row["raw_sha"])  # the bytes travel inside the export
@@ -91,9 +100,7 @@ class BackupMixin:
     def import_lines(self, stream: IO[str]) -> dict[str, int]:
         """Apply an export, all or nothing. Returns how many rows of each type were added."""
         added = {table: 0 for table, _ in _TABLES}
-        columns = {
-            table: [r[1] for r in self.db.query(f"PRAGMA table_info({table})")] for table, _ in _TABLES
-        }
+        columns = {table: self.db.columns(table) for table, _ in _TABLES}
         blobs: dict[str, bytes] = {}
         checksum = hashlib.sha256()
         seen: dict[str, int] = {}
@@ -135,12 +142,13 @@ class BackupMixin:
                 names = ",".join(values)
                 marks = ",".join("?" * len(values))
                 try:
-                    cur = conn.execute(f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({marks})",
+                    cur = conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING",
                                        list(values.values()))
-                except sqlite3.Error as exc:
+                except self.db.errors as exc:
                     raise BackupError(f"line {number}: {exc}") from None
                 added[table] += cur.rowcount
             if not ended:
                 raise BackupError(f"the export stops after line {number} without its last line (cut short?)")
             self.raw.put(blobs)  # committed before the messages that name them
+            self.db.ids_taken(conn, [table for table, key in _TABLES if key == "id"])
         return added

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from console.store.dialect import SQLITE
 from console.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
@@ -28,11 +29,17 @@ class StoreError(Exception):
 
 
 class Database:
-    """The workspace file, reachable from any thread (a connection per thread)."""
+    """The workspace file, reachable from any thread (a connection per thread). PostgreSQL's
+    `Database` with the same interface is console/store/pg.py."""
+
+    dialect = SQLITE
+    errors = (sqlite3.Error,)
+    integrity_errors = (sqlite3.IntegrityError,)
 
     def __init__(self, path: Path | str, readonly: bool = False,
                  before_commit: tuple[Callable[[sqlite3.Connection], None], ...] = ()):
         self.path = Path(path)
+        self.where = str(path)
         self._memory = str(path) == ":memory:"
         if not self._memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,7 +127,8 @@ class Database:
 
     # ---- transactions ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, serial: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (on SQLite always one at a time: `serial` is PostgreSQL's)."""
         conn = self.conn
         with self.lock:
             if conn.in_transaction:  # a write inside a write of this thread: one transaction
@@ -164,6 +172,18 @@ class Database:
         """Changes when another connection commits: a cheap way to notice other processes (and
         other threads of this one, which have connections of their own)."""
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    change_token = data_version  # the interface both backends share: different when anything changed
+
+    def columns(self, table: str) -> list[str]:
+        return [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def ids_taken(self, conn, tables: list[str]) -> None:
+        """After rows were inserted with ids of their own (an import): SQLite's next id is always
+        the highest plus one, so nothing to do (PostgreSQL moves its identity sequences)."""
 
     # ---- checkpoints away from the writer ------------------------------------------------------
     def checkpoint_in_background(self, every: float = 0.5) -> None:

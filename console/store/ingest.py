@@ -53,12 +53,12 @@ def resolve_identity(conn: sqlite3.Connection, peer: Address, region: str, at: f
     if customer_id is None:
         name = peer.display_name or address
         customer_id = conn.execute(
-            "INSERT INTO customer (name, created_at, updated_at) VALUES (?, ?, ?)", (name, at, at)
-        ).lastrowid
+            "INSERT INTO customer (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id", (name, at, at)
+        ).fetchone()[0]
     identity_id = conn.execute(
-        "INSERT INTO identity (customer_id, kind, address, display_name, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO identity (customer_id, kind, address, display_name, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (customer_id, peer.kind, address, peer.display_name, at),
-    ).lastrowid
+    ).fetchone()[0]
     return identity_id, customer_id
 
 
@@ -135,13 +135,14 @@ def _after_message(conn: sqlite3.Connection, conv: sqlite3.Row, direction: str, 
     newest = at >= conv["last_message_at"]
     conn.execute(
         """UPDATE conversation SET status = ?, waiting_since = ?, last_inbound_at = ?, last_outbound_at = ?,
-               last_message_at = MAX(last_message_at, ?), message_count = message_count + 1,
+               last_message_at = CASE WHEN last_message_at >= ? THEN last_message_at ELSE ? END,
+               message_count = message_count + 1,
                preview = CASE WHEN ? THEN ? ELSE preview END,
                subject_key = CASE WHEN subject = '' THEN ? ELSE subject_key END,
                subject = CASE WHEN subject = '' THEN ? ELSE subject END,
                snooze_until = CASE WHEN ? = 'snoozed' THEN snooze_until ELSE NULL END
            WHERE id = ?""",
-        (status, waiting_since, last_in, last_out, at, newest, preview, subject_key, subject, status, conv["id"]),
+        (status, waiting_since, last_in, last_out, at, at, newest, preview, subject_key, subject, status, conv["id"]),
     )
 
 
@@ -185,13 +186,13 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
         conv_id = conn.execute(
             """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, subject, subject_key,
                    status, waiting_since, last_inbound_at, last_outbound_at, last_message_at, preview, message_count)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)""",
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id""",
             (account, msg.thread_key, msg.channel, customer_id, identity_id, msg.subject, _subject_key(msg), status,
              msg.sent_at if status == "open" else None,
              msg.sent_at if msg.direction == "in" else None,
              msg.sent_at if msg.direction == "out" else None,
              msg.sent_at, preview),
-        ).lastrowid
+        ).fetchone()[0]
     else:
         conv_id = conv["id"]
         _after_message(conn, conv, msg.direction, msg.sent_at, preview, msg.subject, _subject_key(msg))
@@ -203,12 +204,12 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
     return conn.execute(
         """INSERT INTO message (conversation_id, account, external_id, channel, direction, identity_id, sent_at,
                subject, body, html, raw_sha, attachments, status, status_detail, author, edited, created_at, fingerprint)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
         (conv_id, account, msg.external_id, msg.channel, msg.direction, identity_id, msg.sent_at,
          msg.subject, msg.body, msg.html if msg.raw is None else None, raw_sha, attachments,
          msg.status or ("sent" if msg.direction == "out" else None), msg.status_detail, author,
          int(msg.edited), at, msg.fingerprint or None),
-    ).lastrowid
+    ).fetchone()[0]
 
 
 class IngestMixin:

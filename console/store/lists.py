@@ -277,7 +277,7 @@ class ListsMixin:
             agg = "MIN" if ASCENDING[flt.status] else "MAX"
             return self.db.query_one(
                 f"""SELECT COUNT(*) FROM (SELECT customer_id, {agg}({expr}) AS since FROM conversation
-                    WHERE {where} GROUP BY customer_id) WHERE since {before} ? OR (since = ? AND customer_id < ?)""",
+                    WHERE {where} GROUP BY customer_id) AS grouped WHERE since {before} ? OR (since = ? AND customer_id < ?)""",
                 (*params, since, since, key))[0]
         return self.db.query_one(
             f"""SELECT COUNT(*) FROM conversation WHERE {where} AND ({expr} {before} ? OR ({expr} = ? AND id < ?))""",

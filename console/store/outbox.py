@@ -64,18 +64,18 @@ class OutboxMixin:
                 conv_id = conn.execute(
                     """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, subject,
                            status, last_outbound_at, last_message_at, preview, message_count)
-                       VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?, 1)""",
+                       VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?, 1) RETURNING id""",
                     (account, f"local:{key}", channel, identity["customer_id"], identity_id, subject, at, at, preview),
-                ).lastrowid
+                ).fetchone()[0]
             else:
                 conv_id = conv["id"]
                 _after_message(conn, conv, "out", at, preview, subject)
             message_id = conn.execute(
                 """INSERT INTO message (conversation_id, account, external_id, channel, direction, identity_id,
                        sent_at, subject, body, status, author, created_at)
-                   VALUES (?, ?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?)""",
+                   VALUES (?, ?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?) RETURNING id""",
                 (conv_id, account, f"local:{key}", channel, identity_id, at, subject, body, author, at),
-            ).lastrowid
+            ).fetchone()[0]
             conn.execute(
                 """INSERT INTO outbox (message_id, account, idempotency_key, options, next_try_at, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?)""",

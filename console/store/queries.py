@@ -83,7 +83,7 @@ class QueryMixin:
                       m.status, m.status_detail, m.author, m.attachments, m.edited, i.address
                FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN identity i ON i.id = m.identity_id
                WHERE c.customer_id = ? {clause} ORDER BY m.sent_at DESC, m.id DESC LIMIT ?""",
-            (*params, -1 if limit is None else limit + 1),
+            (*params, 1 << 62 if limit is None else limit + 1),
         )
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if more else rows

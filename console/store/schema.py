@@ -312,6 +312,11 @@ MIGRATIONS: list[list[str]] = [
         # Existing workspaces: every customer's rows are computed once, by the first commit.
         "INSERT INTO list_dirty (customer_id) SELECT DISTINCT customer_id FROM conversation",
     ],
+    # 8: who gave a conversation to its assignee (on PostgreSQL the database sets it from the role
+    # that connects, console/store/pgschema.py, so it cannot be forged)
+    [
+        "ALTER TABLE conversation ADD COLUMN assigned_by TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -139,12 +139,13 @@ def matching_line(text: str, words: list[str]) -> str:
 class SearchMixin:
     db: Database
     index: SearchIndex
+    searcher: SearchBackend  # SqliteSearch, or console/store/pgsearch.py's PgSearch
 
     def search(self, query: str, limit: int = 50, should_stop: Callable[[], bool] | None = None) -> list[SearchHit]:
         """Messages matching `query` (see this module's docstring), newest first, one hit per
         conversation. Raises SearchSyntaxError for a filter it cannot read, SearchCancelled when
         `should_stop` returns True before it is done."""
-        return SqliteSearch(self.db, self.index).run(compile_search(query), limit, should_stop)
+        return self.searcher.run(compile_search(query), limit, should_stop)
 
 
 # ---- the SQLite backend ------------------------------------------------------------------------

@@ -67,7 +67,7 @@ class TriageMixin:
     def add_tag(self, customer_id: int, tag: str) -> str:
         tag = normal_tag(tag)
         with self.db.write() as conn:
-            conn.execute("INSERT OR IGNORE INTO tag (customer_id, name, created_at) VALUES (?, ?, ?)",
+            conn.execute("INSERT INTO tag (customer_id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                          (customer_id, tag, now()))
         return tag
 
@@ -88,8 +88,9 @@ class TriageMixin:
         if not body:
             raise ValueError("a note needs some text")
         with self.db.write() as conn:
-            return conn.execute("INSERT INTO note (customer_id, author, body, created_at) VALUES (?, ?, ?, ?)",
-                                (customer_id, author, body, now())).lastrowid
+            return conn.execute(
+                "INSERT INTO note (customer_id, author, body, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+                (customer_id, author, body, now())).fetchone()[0]
 
     def notes(self, customer_id: int) -> list[Note]:
         return [Note(r["id"], r["author"], r["body"], r["created_at"])
@@ -209,7 +210,7 @@ class TriageMixin:
         heartbeat is fresh, but this one (`agent`, `exclude_pid`)."""
         return [Presence(r["agent"], r["customer_id"], r["activity"]) for r in self.db.query(
             """SELECT agent, pid, customer_id, activity FROM presence WHERE updated_at >= ?
-               AND NOT (pid IS ? AND agent IS ?) ORDER BY agent, pid""",
+               AND NOT (pid IS NOT DISTINCT FROM ? AND agent IS NOT DISTINCT FROM ?) ORDER BY agent, pid""",
             (now() - PRESENCE_EXPIRY, exclude_pid, agent))]
 
     # ---- attachments fetched by the engine -----------------------------------------------------
@@ -223,9 +224,9 @@ class TriageMixin:
             for attachment in json.loads(msg["attachments"]):
                 ids.append(conn.execute(
                     """INSERT INTO download (message_id, account, ref, name, folder, created_at, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                       VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
                     (message_id, msg["account"], attachment.get("ref") or "", attachment.get("name") or "attachment",
-                     folder, now(), now())).lastrowid)
+                     folder, now(), now())).fetchone()[0])
             return ids
 
     def pending_downloads(self, account: str, limit: int = 10) -> list[dict]:
@@ -261,15 +262,16 @@ class TriageMixin:
             conn.execute("UPDATE identity SET customer_id = ? WHERE customer_id = ?", (kept_id, other_id))
             conn.execute("UPDATE conversation SET customer_id = ? WHERE customer_id = ?", (kept_id, other_id))
             conn.execute("UPDATE note SET customer_id = ? WHERE customer_id = ?", (kept_id, other_id))
-            conn.execute("INSERT OR IGNORE INTO tag (customer_id, name, created_at) SELECT ?, name, created_at "
-                         "FROM tag WHERE customer_id = ?", (kept_id, other_id))
+            conn.execute("INSERT INTO tag (customer_id, name, created_at) SELECT ?, name, created_at "
+                         "FROM tag WHERE customer_id = ? ON CONFLICT DO NOTHING", (kept_id, other_id))
             conn.execute("DELETE FROM tag WHERE customer_id = ?", (other_id,))
             conn.execute("DELETE FROM draft WHERE customer_id = ?", (other_id,))
             moved = {"identities": identities, "notes": notes, "tags": tags,
                      "added_tags": [t for t in tags if t not in kept_tags]}
             return conn.execute(
-                "INSERT INTO merge_log (kept_id, other_id, kind, moved, other_name, created_at) VALUES (?, ?, 'merge', ?, ?, ?)",
-                (kept_id, other_id, json.dumps(moved), other["name"], now())).lastrowid
+                "INSERT INTO merge_log (kept_id, other_id, kind, moved, other_name, created_at) "
+                "VALUES (?, ?, 'merge', ?, ?, ?) RETURNING id",
+                (kept_id, other_id, json.dumps(moved), other["name"], now())).fetchone()[0]
 
     def split_identity(self, identity_id: int) -> int:
         """Give one identity (and its conversations) a customer of its own; returns the merge_log id."""
@@ -281,13 +283,13 @@ class TriageMixin:
             if conn.execute("SELECT COUNT(*) FROM identity WHERE customer_id = ?", (owner,)).fetchone()[0] < 2:
                 raise ValueError("this is the customer's only identity: there is nothing to split from")
             at = now()
-            new_id = conn.execute("INSERT INTO customer (name, created_at, updated_at) VALUES (?, ?, ?)",
-                                  (identity["display_name"] or identity["address"], at, at)).lastrowid
+            new_id = conn.execute("INSERT INTO customer (name, created_at, updated_at) VALUES (?, ?, ?) RETURNING id",
+                                  (identity["display_name"] or identity["address"], at, at)).fetchone()[0]
             conn.execute("UPDATE identity SET customer_id = ? WHERE id = ?", (new_id, identity_id))
             conn.execute("UPDATE conversation SET customer_id = ? WHERE identity_id = ?", (new_id, identity_id))
             return conn.execute(
-                "INSERT INTO merge_log (kept_id, other_id, kind, moved, created_at) VALUES (?, ?, 'split', ?, ?)",
-                (owner, new_id, json.dumps({"identities": [identity_id]}), at)).lastrowid
+                "INSERT INTO merge_log (kept_id, other_id, kind, moved, created_at) VALUES (?, ?, 'split', ?, ?) RETURNING id",
+                (owner, new_id, json.dumps({"identities": [identity_id]}), at)).fetchone()[0]
 
     def undo_merge(self, log_id: int) -> str:
         """Reverse a merge or a split; returns what was done, as a sentence."""
@@ -310,7 +312,7 @@ class TriageMixin:
                     conn.execute(f"UPDATE note SET customer_id = ? WHERE id IN ({','.join('?' * len(notes))})",
                                  (target, *notes))
                 for tag in moved.get("tags", []):
-                    conn.execute("INSERT OR IGNORE INTO tag (customer_id, name, created_at) VALUES (?, ?, ?)",
+                    conn.execute("INSERT INTO tag (customer_id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                                  (target, tag, now()))
                 for tag in moved.get("added_tags", []):
                     conn.execute("DELETE FROM tag WHERE customer_id = ? AND name = ?", (source, tag))
@@ -338,15 +340,21 @@ class TriageMixin:
         words = [w.lower() for w in text.split()]
         if not words:
             return []
-        clauses = " AND ".join(["haystack LIKE ?"] * len(words))
+        # Every word in the name or in one of the addresses (with its display name).
+        clauses = " AND ".join(["""(lower(cu.name) LIKE ? OR EXISTS (SELECT 1 FROM identity w WHERE w.customer_id = cu.id
+                                    AND lower(w.address || ' ' || w.display_name) LIKE ?))"""] * len(words))
         rows = self.db.query(
-            f"""SELECT id, name, addresses FROM (
-                    SELECT cu.id, cu.name, group_concat(i.address, ', ') AS addresses,
-                           lower(cu.name || ' ' || group_concat(i.address || ' ' || i.display_name, ' ')) AS haystack
-                    FROM customer cu JOIN identity i ON i.customer_id = cu.id GROUP BY cu.id)
-                WHERE {clauses} AND id IS NOT ? ORDER BY name LIMIT ?""",
-            (*[f"%{w}%" for w in words], exclude, limit))
-        return [(r["id"], r["name"], r["addresses"]) for r in rows]
+            f"""SELECT cu.id, cu.name FROM customer cu
+                WHERE EXISTS (SELECT 1 FROM identity i WHERE i.customer_id = cu.id) AND {clauses}
+                  AND cu.id IS DISTINCT FROM ? ORDER BY cu.name, cu.id LIMIT ?""",
+            (*[f"%{w}%" for w in words for _ in (0, 1)], exclude, limit))
+        addresses: dict[int, list[str]] = {}
+        if rows:
+            marks = ",".join("?" * len(rows))
+            for r in self.db.query(f"SELECT customer_id, address FROM identity WHERE customer_id IN ({marks}) ORDER BY id",
+                                   [r["id"] for r in rows]):
+                addresses.setdefault(r["customer_id"], []).append(r["address"])
+        return [(r["id"], r["name"], ", ".join(addresses.get(r["id"], []))) for r in rows]
 
     def merge_suggestions(self, customer_id: int) -> list[Suggestion]:
         """Other customers who are probably this one: the same name on another identity, or a
