@@ -107,9 +107,19 @@ def _setup_logging(ws: WorkspaceConfig, name: str) -> None:
 
 
 def open_store(ws: WorkspaceConfig):
-    from console.store import Store
+    """The workspace's store: its `[store]` database or its SQLite file. On PostgreSQL the agent
+    is the database role the console connects as (unless the config names the same one)."""
+    from console.store import Store, StoreError
 
-    return Store(ws.store_path, ws.default_region)
+    store = Store(ws.store_location, ws.default_region)
+    role = getattr(store.db, "user", None)
+    if role is not None and role != ws.agent and not store.db.is_admin:
+        if ws.agent_set:
+            store.close()
+            raise StoreError(f"{ws.path}: [workspace] agent is {ws.agent!r} but [store] url connects as the "
+                             f"database role {role!r}; each agent connects as themself (README: Running a team)")
+        ws.agent = role
+    return store
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -214,6 +214,26 @@ class AccountConfig:
 
 
 @dataclass
+class StoreSettings:
+    """`[store]`: where a team's workspace lives when it is not the SQLite file in `data_dir`.
+
+    `url` is a PostgreSQL URL without its password (postgresql://ana@db.shop.example/console);
+    the password comes from `password_cmd` / `password_env` like every secret, read when the store
+    is opened, never kept. Each agent connects as their own database role (README: Running a
+    team), so the database knows who writes."""
+
+    url: str
+    secret: Secret | None = None
+    line: int | None = None
+
+    def password(self) -> str | None:
+        return self.secret.get() if self.secret is not None else None
+
+    def __repr__(self) -> str:
+        return f"StoreSettings({self.url!r})"
+
+
+@dataclass
 class WorkspaceConfig:
     name: str = "My shop"
     agent: str = field(default_factory=lambda: _os_user())
@@ -229,12 +249,19 @@ class WorkspaceConfig:
     keymap: dict[str, str] = field(default_factory=dict)
     keymap_lines: dict[str, int | None] = field(default_factory=dict)
     templates: dict[str, str] = field(default_factory=dict)  # [templates]: name = "text with {first_name}"
+    store: StoreSettings | None = None  # [store]: a PostgreSQL database instead of the SQLite file
+    agent_set: bool = False  # `agent` was given in the file (else the OS user, or the database role)
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
     def store_path(self) -> Path:
         return self.data_dir / "console.db"
+
+    @property
+    def store_location(self) -> "Path | StoreSettings":
+        """What `Store()` opens: the `[store]` database, or the SQLite file in the data dir."""
+        return self.store if self.store is not None else self.store_path
 
 
 def _os_user() -> str:
@@ -249,7 +276,8 @@ def _os_user() -> str:
         return "agent"
 
 
-_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates"}
+_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates", "store"}
+_STORE_KEYS = {"url", "password", "password_cmd", "password_env"}
 _WORKSPACE_KEYS = {"name", "agent", "default_region", "data_dir", "response_target_minutes", "send_delay_seconds",
                    "close_waiting_after_days", "download_dir"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -295,6 +323,8 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
             raise err("workspace", key, f"expected {'a number' if expected is not str else 'a string'}, got {value!r}")
     ws.name = section.get("name", ws.name)
     ws.agent = section.get("agent", ws.agent)
+    ws.agent_set = "agent" in section
+    ws.store = _store_settings(data.get("store"), path, locator)
     region = section.get("default_region", ws.default_region).upper()
     from console.regions import SUPPORTED_REGIONS
 
@@ -356,7 +386,8 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
             raise account.error("enabled", f"expected true or false, got {enabled!r}")
         (ws.accounts if enabled else ws.disabled_accounts).append(account)
 
-    if path is not None and _has_inline_secret(accounts):
+    inline_store = isinstance(data.get("store"), dict) and "password" in data["store"]
+    if path is not None and (_has_inline_secret(accounts) or inline_store):
         try:
             mode = path.stat().st_mode
             if mode & (stat.S_IRGRP | stat.S_IROTH):
@@ -366,6 +397,47 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
         except OSError:
             pass
     return ws
+
+
+def _store_settings(section, path: Path | None, locator: _Locator) -> StoreSettings | None:
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError("expected a [store] table", path, locator.line_of("store"), "store")
+
+    def err(key: str, message: str) -> ConfigError:
+        return ConfigError(message, path, locator.line_of("store", key), f"store.{key}")
+
+    for key in section:
+        if key not in _STORE_KEYS:
+            raise err(key, f"unknown key; expected one of {', '.join(sorted(_STORE_KEYS))}")
+    url = section.get("url")
+    if url is None:
+        raise ConfigError("missing url; expected url = \"postgresql://ROLE@HOST/DATABASE\"", path,
+                          locator.line_of("store"), "store.url")
+    if not isinstance(url, str) or url.split("://", 1)[0] not in ("postgresql", "postgres") or "://" not in url:
+        raise err("url", f"expected a PostgreSQL URL such as postgresql://ana@db.example/shop, got {url!r}")
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise err("url", f"not a valid URL ({exc})") from None
+    if parts.password is not None:
+        raise err("url", "holds a password; put it in password_cmd or password_env instead (never in the file)")
+    options = [k for k in ("password_cmd", "password_env", "password") if k in section]
+    if len(options) > 1:
+        raise err(options[1], "give only one of password_cmd, password_env or password")
+    secret = None
+    if options:
+        name = options[0]
+        value = section[name]
+        if not isinstance(value, str) or not value:
+            raise err(name, "expected a non-empty string")
+        source = "cmd" if name.endswith("_cmd") else "env" if name.endswith("_env") else "inline"
+        secret = Secret(source, value, f"store.{name}", path, locator.line_of("store", name))
+    return StoreSettings(url, secret, locator.line_of("store", "url"))
 
 
 def _slug(name: str) -> str:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import backends
+from backends import BACKENDS, Backend
 from console.config import demo_config
 from console.store import Store
 from console.sync import Engine
@@ -32,11 +34,35 @@ def need_binary(name: str, install: str, search: tuple[str, ...] = ()) -> str:
     pytest.skip(message)
 
 
+# ---- the store's backends (tests/backends.py) ------------------------------------------------------
+def pytest_generate_tests(metafunc):
+    """Every test that uses `backend` (directly, or through `store` / `demo`) runs on each backend
+    ($CONSOLE_TEST_BACKENDS=sqlite runs one only, for a quick look; CI runs both)."""
+    if "backend" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("own_backends"):
+        wanted = [b for b in os.environ.get("CONSOLE_TEST_BACKENDS", ",".join(BACKENDS)).split(",") if b in BACKENDS]
+        if metafunc.definition.get_closest_marker("sqlite_only"):
+            wanted = ["sqlite"]
+        elif metafunc.definition.get_closest_marker("postgres_only"):
+            wanted = ["postgresql"]
+        metafunc.parametrize("backend", wanted, indirect=True, ids=[{"postgresql": "pg"}.get(b, b) for b in wanted])
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store(tmp_path / "console.db")
-    yield s
-    s.close()
+def backend(request, tmp_path: Path) -> Backend:
+    chosen = Backend(getattr(request, "param", "sqlite"), tmp_path)
+    backends.current = chosen
+    yield chosen
+    backends.current = None
+    chosen.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    backends.stop_cluster()
+
+
+@pytest.fixture
+def store(backend: Backend) -> Store:
+    return backend.open()
 
 
 # ---- the demo workspace, for the app's Pilot tests ---------------------------------------------
@@ -63,14 +89,35 @@ def quiet(ws):
     return ws
 
 
+def _seed_demo(store, ws) -> None:
+    asyncio.run(Engine(ws, store).run(once=True))
+    from console.demo_workspace import furnish
+
+    furnish(store, ws.agent)
+
+
 @pytest.fixture
-def demo(seeded_demo, tmp_path):
+def demo(backend, tmp_path, request):
+    """(workspace, store) of a demo workspace of this test's own, on the test's backend."""
     ws = quiet(demo_config(tmp_path / "demo"))
     ws.data_dir.mkdir(parents=True)
-    shutil.copy(seeded_demo, ws.store_path)
-    store = Store(ws.store_path)
-    yield ws, store
-    store.close()
+    if backend.postgres:
+        seed_ws = quiet(demo_config(tmp_path / "demo-seed"))
+        template = backends.template("demo", lambda store: _seed_demo(store, seed_ws))
+        backend.configure(ws, copy_of=template)
+        store = backend.open(copy_of=template)
+    else:
+        shutil.copy(request.getfixturevalue("seeded_demo"), ws.store_path)
+        store = Store(ws.store_path)
+        backend._stores.append(store)
+    return ws, store
+
+
+def _seed_demo(store, ws) -> None:
+    asyncio.run(Engine(ws, store).run(once=True))
+    from console.demo_workspace import furnish
+
+    furnish(store, ws.agent)
 
 
 async def ready(pilot, app) -> None:

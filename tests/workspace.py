@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import backends
 from console.config import WorkspaceConfig, parse
 from console.store import Store
 from console.sync import Engine
@@ -21,6 +22,8 @@ def workspace_from(text: str, tmp_path: Path) -> WorkspaceConfig:
     config_path.chmod(0o600)
     ws = parse(text, config_path)
     ws.data_dir = tmp_path / "data"
+    if backends.current is not None:  # the test's backend (tests/backends.py), one store per data dir
+        backends.current.configure(ws, str(ws.data_dir))
     return ws
 
 

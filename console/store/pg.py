@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import select
 import threading
 import time
 from typing import Callable, Iterator
@@ -165,6 +167,17 @@ def _unavailable(exc: Exception) -> StoreUnavailable:
     return StoreUnavailable(f"the workspace's database is unreachable ({detail}); console keeps trying")
 
 
+class _Statements:
+    """`db.conn` outside a transaction: each statement on a pooled connection, committed at once."""
+
+    def __init__(self, db: "PgDatabase"):
+        self.db = db
+        self.in_transaction = False
+
+    def execute(self, sql: str, params=()):
+        return self.db._retrying(lambda conn: conn.execute(sql, params))
+
+
 class PgDatabase:
     """A workspace in a PostgreSQL database, reachable from any thread."""
 
@@ -192,6 +205,9 @@ class PgDatabase:
         self.pool.open(wait=False)
         self.user = self.query_one("SELECT session_user")[0]
         self._migrate()
+        # The workspace's owner and superusers may write as anyone (imports, `console migrate`);
+        # an agent's role only as itself (console/store/pgschema.py).
+        self.is_admin = bool(self.query_one("SELECT console_is_admin()")[0])
         self.listener = Listener(self) if listen else None
 
     # ---- connections ----------------------------------------------------------------------------
@@ -237,12 +253,11 @@ class PgDatabase:
             raise _unavailable(exc) from None
 
     @property
-    def conn(self) -> Connection:
-        """This thread's transaction, when it is in one (tests and hooks use it)."""
+    def conn(self):
+        """This thread's transaction's connection; outside one, something with `execute` that
+        runs each statement on its own (autocommit), as SQLite's connection does."""
         current = getattr(self._local, "conn", None)
-        if current is None:
-            raise StoreError("no transaction is open in this thread")
-        return current
+        return current if current is not None else _Statements(self)
 
     # ---- schema ---------------------------------------------------------------------------------
     def _versions(self, conn: Connection) -> dict[str, int]:
@@ -404,6 +419,7 @@ class Listener:
         self.customers: set[int] = set()  # customer ids named by notices since the last token read
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
+        self._wakeup = os.pipe()  # written by close(): the thread's select returns at once
         self._thread = threading.Thread(target=self._run, name="pg-listen", daemon=True)
         self._connect()
         self._thread.start()
@@ -422,7 +438,7 @@ class Listener:
         return True
 
     def _run(self) -> None:
-        delay = 0.2
+        delay, quiet = 0.2, 0
         while not self._stop.is_set():
             if self._conn is None:
                 if self._stop.wait(delay):
@@ -432,18 +448,20 @@ class Listener:
                     continue
                 delay = 0.2
             try:
-                for notice in self._conn.notifies(timeout=1.0):
-                    with self._lock:
-                        self._count += 1
-                        if notice.payload.startswith("customers:"):
-                            self.customers.update(int(x) for x in notice.payload[10:].split(",") if x.isdigit())
-                    for callback in list(self._changed):
-                        callback()
-                    if self._stop.is_set():
-                        return
-                # A quiet second: make sure the connection is still there.
-                self._conn.execute("SELECT 1")
-            except psycopg.Error:
+                ready, _, _ = select.select([self._conn.fileno(), self._wakeup[0]], [], [], 1.0)
+                if self._stop.is_set():
+                    return
+                if ready:
+                    notices = list(self._conn.notifies(timeout=0.0))
+                    if notices:
+                        quiet = 0
+                        self._noticed(notices)
+                    continue
+                quiet += 1
+                if quiet >= 2:  # a quiet while: make sure the connection is still there
+                    quiet = 0
+                    self._conn.execute("SELECT 1")
+            except (psycopg.Error, OSError, ValueError):
                 if self._stop.is_set():
                     return
                 log.warning("the connection listening for changes was lost; reconnecting")
@@ -451,6 +469,15 @@ class Listener:
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
+
+    def _noticed(self, notices) -> None:
+        with self._lock:
+            self._count += len(notices)
+            for notice in notices:
+                if notice.payload.startswith("customers:"):
+                    self.customers.update(int(x) for x in notice.payload[10:].split(",") if x.isdigit())
+        for callback in list(self._changed):
+            callback()
 
     def token(self) -> tuple[int, int]:
         if not self._up.is_set():
@@ -464,11 +491,10 @@ class Listener:
 
     def close(self) -> None:
         self._stop.set()
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.cancel_safe() if hasattr(conn, "cancel_safe") else conn.cancel()
+        os.write(self._wakeup[1], b"x")
         self._thread.join(timeout=3)
-        if conn is not None:
+        if self._conn is not None:
             with contextlib.suppress(Exception):
-                conn.close()
+                self._conn.close()
+        for fd in self._wakeup:
+            os.close(fd)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import unicodedata
 from collections import defaultdict
 from typing import Callable
@@ -146,11 +147,14 @@ class PgSearchIndex:
 
     def settle(self, timeout: float = 0.25) -> bool:
         """Wait up to `timeout` seconds for what is queued to be indexed; True when nothing is."""
-        if not self.pending():
-            return True
-        self.wake()
-        self._idle.wait(timeout)
-        return not self.pending()
+        deadline = time.monotonic() + timeout
+        while self.pending():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.wake()
+            self._idle.wait(min(left, 0.05))
+        return True
 
     def index_pending(self) -> int | None:
         """One round: how many queue rows it handled (0: none left), None if another indexer works."""

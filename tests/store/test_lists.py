@@ -7,6 +7,8 @@ snoozes, merges, splits) and compare every tab, grouped and per thread, with a d
 
 from __future__ import annotations
 
+import pytest
+
 import random
 
 from console.model import Address, InboundMessage, PullResult
@@ -61,9 +63,9 @@ def inbound(n: int, person: int, at: float, direction: str = "in", channel: int 
                           Address(kind, address, f"Person {person}"), at, f"message {n}")
 
 
-def test_rows_and_counts_follow_every_kind_of_change(tmp_path):
+def test_rows_and_counts_follow_every_kind_of_change(backend):
     rng = random.Random(5)
-    store = Store(tmp_path / "console.db")
+    store = backend.open()
     n = 0
     for step in range(40):
         batch = []
@@ -95,6 +97,7 @@ def test_rows_and_counts_follow_every_kind_of_change(tmp_path):
     store.close()
 
 
+@pytest.mark.sqlite_only
 def test_a_workspace_from_before_the_precomputed_list_gets_its_rows_on_upgrade(tmp_path):
     import sqlite3
 
@@ -123,8 +126,8 @@ def test_a_workspace_from_before_the_precomputed_list_gets_its_rows_on_upgrade(t
     upgraded.close()
 
 
-def test_a_kept_row_stays_at_its_place_with_its_channels(tmp_path):
-    store = Store(tmp_path / "console.db")
+def test_a_kept_row_stays_at_its_place_with_its_channels(backend):
+    store = backend.open()
     store.apply_pull("acct", PullResult(messages=[inbound(i, i, 1_000_000 + i * 3600) for i in range(5)]))
     rows = store.list_rows(ListFilter("open"), 0, 10)
     middle = rows[2]
