@@ -71,7 +71,7 @@ def seeded_demo(tmp_path_factory) -> Path:
     """The demo workspace, seeded once through the demo adapter and the real engine."""
     base = tmp_path_factory.mktemp("demo-seed")
     ws = quiet(demo_config(base))
-    store = Store(ws.store_path)
+    store = Store(ws.store_location)
     asyncio.run(Engine(ws, store).run(once=True))
     from console.demo_workspace import furnish
 
@@ -108,7 +108,7 @@ def demo(backend, tmp_path, request):
         store = backend.open(copy_of=template)
     else:
         shutil.copy(request.getfixturevalue("seeded_demo"), ws.store_path)
-        store = Store(ws.store_path)
+        store = Store(ws.store_location)
         backend._stores.append(store)
     return ws, store
 

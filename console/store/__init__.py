@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from console.store.backup import BackupMixin
-from console.store.db import Database, StoreError
+from console.store.db import Database, StoreError, StoreUnavailable
 from console.store.dialect import is_postgres_url
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
@@ -26,7 +26,7 @@ from console.store.searchindex import SearchIndex
 from console.store.triage import CustomerCard, Note, Presence, Suggestion, TriageMixin
 
 __all__ = [
-    "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
+    "Store", "StoreError", "StoreUnavailable", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
     "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "SearchCancelled", "Suggestion",
 ]
 

@@ -28,6 +28,13 @@ class StoreError(Exception):
     """The workspace file cannot be used; the message says why and what to do."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's server cannot be reached (PostgreSQL restarted, the network down); trying again
+    later may work. The UI says "store unreachable" instead of an error, and recovers by itself."""
+
+    unreachable = True
+
+
 class Database:
     """The workspace file, reachable from any thread (a connection per thread). PostgreSQL's
     `Database` with the same interface is console/store/pg.py."""

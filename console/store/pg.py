@@ -13,8 +13,10 @@ asked. What differs underneath:
   transaction lock. The store's code reads, then writes (an identity looked up, then inserted;
   a list row recomputed from counts read in the same transaction), which is only right when no
   other transaction writes in between; SQLite's BEGIN IMMEDIATE guarantees it, this lock does the
-  same here. Claiming the outbox (`write(serial=False)` with `FOR UPDATE SKIP LOCKED`) and
-  heartbeats do not wait for it: they are safe side by side.
+  same here. Side transactions (`write(serial=False)`: claiming the outbox with `FOR UPDATE
+  SKIP LOCKED`, heartbeats, raw bytes, the search indexer) do not wait for it, and run no hooks:
+  they touch no conversation (the list's hook has nothing to do) and must not wake the indexer
+  (the indexer's own commits would wake it forever).
 - **Changes** come by LISTEN/NOTIFY: statement triggers notify channel `console` with the table's
   name, and the list's refresh with the ids of the customers it recomputed (never any text). A
   thread of its own listens; `change_token()` is a counter it advances, read without a query. When
@@ -41,7 +43,7 @@ import psycopg.adapt
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from console.store.db import StoreError
+from console.store.db import StoreError, StoreUnavailable
 from console.store.dialect import POSTGRES, postgres_ddl, to_pyformat
 from console.store.pgschema import EXTRAS, EXTRAS_VERSION, GRANTS
 from console.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -52,10 +54,6 @@ WRITE_LOCK = 0x636F6E736F6C65  # "console": the advisory lock of write transacti
 MIGRATE_LOCK = WRITE_LOCK + 1
 CONNECT_TIMEOUT = 5
 POOL_SIZE = 12
-
-
-class StoreUnavailable(StoreError):
-    """The database server cannot be reached (or went away); trying again later may work."""
 
 
 def redact(url: str) -> str:
@@ -333,8 +331,9 @@ class PgDatabase:
                     conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
                 try:
                     yield conn
-                    for hook in self.before_commit:
-                        hook(conn)
+                    if serial:
+                        for hook in self.before_commit:
+                            hook(conn)
                 except BaseException:
                     with contextlib.suppress(psycopg.Error, StoreError):
                         conn.execute("ROLLBACK")
@@ -342,8 +341,9 @@ class PgDatabase:
                 conn.execute("COMMIT")
             finally:
                 self._local.conn = None
-        for hook in self.after_commit:
-            hook()
+        if serial:
+            for hook in self.after_commit:
+                hook()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:

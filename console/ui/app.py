@@ -80,7 +80,7 @@ class ConsoleApp(App):
     def on_mount(self) -> None:
         from console.ui.inbox import InboxScreen
 
-        self.background = Background(self.store, self._post_from_thread, self.report_error)
+        self.background = Background(self.store, self._post_from_thread, self.report_error, self._unreachable)
         self.inbox = InboxScreen(self.workspace, self.first)
         self.push_screen(self.inbox)
         for warning in self.keymap_warnings:
@@ -137,6 +137,11 @@ class ConsoleApp(App):
             await super().on_event(event)
         except Exception as error:  # noqa: BLE001 - see report_error (priority bindings run here)
             self.report_error(error, _what(event))
+
+    def _unreachable(self, error: BaseException) -> None:
+        """A read found the store's server unreachable: the inbox's header says so until it is back."""
+        if self.inbox is not None and self.inbox.is_mounted:
+            self.inbox.store_unreachable(error)
 
     def _handle_exception(self, error: Exception) -> None:
         """The last line: an error Textual would end the app for (a timer, a repaint, a screen's

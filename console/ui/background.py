@@ -38,6 +38,7 @@ class Ticket:
 
     what: str
     key: str | None = None
+    lane: str = "read"
     _cancelled: threading.Event = field(default_factory=threading.Event)
     done_event: threading.Event = field(default_factory=threading.Event)
 
@@ -53,10 +54,12 @@ class Background:
     """The UI's lanes to the store. `post(callback)` must hand a callable to the UI thread."""
 
     def __init__(self, store, post: Callable[[Callable[[], None]], None],
-                 on_error: Callable[[BaseException, str], None]):
+                 on_error: Callable[[BaseException, str], None],
+                 on_unreachable: Callable[[BaseException], None] | None = None):
         self.store = store
         self._post = post
         self._on_error = on_error
+        self._on_unreachable = on_unreachable
         self._lanes = {name: concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"store-{name}")
                        for name in LANES}
         self._latest: dict[str, Ticket] = {}
@@ -69,7 +72,7 @@ class Background:
         """Run `job(store)` (or `job(store, ticket)`) on `lane`; `done(result)` on the UI thread.
 
         With `key`, a newer job of the same key cancels this one's result."""
-        ticket = Ticket(what, key)
+        ticket = Ticket(what, key, lane)
         with self._lock:
             if self._closed:
                 ticket.cancel()
@@ -93,8 +96,13 @@ class Background:
                 return
             except Exception as error:  # noqa: BLE001 - every failure reaches the one handler
                 if not ticket.cancelled:
-                    # Bound now: Python unbinds `error` when the except block ends.
-                    self._post(lambda failure=error: self._on_error(failure, ticket.what))
+                    # Bound now: Python unbinds `error` when the except block ends. A read that
+                    # failed because the store's server is unreachable is a state the screen
+                    # shows, not an error to report; an intent that could not be written is.
+                    if getattr(error, "unreachable", False) and ticket.lane != "write" and self._on_unreachable:
+                        self._post(lambda failure=error: self._on_unreachable(failure))
+                    else:
+                        self._post(lambda failure=error: self._on_error(failure, ticket.what))
                 return
             if done is not None and not ticket.cancelled:
                 self._post(lambda: self._deliver(done, result, ticket))

@@ -2,8 +2,11 @@
 
 It keeps what the screen shows in step with the store: the list, the selected customer's
 timeline, header and card, the account states, who else is here. Other processes' commits (the
-sync engine's, another agent's) are noticed by polling `PRAGMA data_version` twice a second, off
-the UI thread like every store call. What the keys do lives in console/ui/actions/, one module
+sync engine's, another agent's, on this machine or another) are noticed through the store's one
+change interface, `change_token()`, asked off the UI thread like every store call: SQLite's
+`PRAGMA data_version` twice a second, PostgreSQL's LISTEN/NOTIFY counter (no query) ten times a
+second. When a PostgreSQL server cannot be reached the header says "store unreachable"; the
+screen keeps what it shows, and once the store answers again everything is read afresh. What the keys do lives in console/ui/actions/, one module
 per group of actions; this module wires them together.
 """
 
@@ -21,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.config import WorkspaceConfig
-from console.store import ListRow, Presence
+from console.store import ListRow, Presence, StoreUnavailable
 from console.startup_trace import dump, mark
 from console.store.triage import PRESENCE_HEARTBEAT
 from console.ui.actions.attachments import AttachmentActions
@@ -41,6 +44,8 @@ STATUS_LABELS = {"open": "Open", "waiting": "Waiting", "snoozed": "Snoozed", "do
 STATUS_KEYS = {"open": "O", "waiting": "W", "snoozed": "Z", "done": "D"}
 TIMELINE_PAGE = 300
 POLL_EVERY = 0.5
+POLL_EVERY_LISTENING = 0.1  # PostgreSQL: the token is a counter in memory, asking costs nothing
+UNREACHABLE = "store unreachable"
 
 
 class AccountsBar(Guarded, Static):
@@ -57,8 +62,10 @@ class AccountsBar(Guarded, Static):
     """
     GRADES = {"ok": "ok", "syncing": "busy", "retrying": "warn", "idle": "idle"}
 
-    def show(self, name: str, states, narrow: bool) -> None:
+    def show(self, name: str, states, narrow: bool, unreachable: str | None = None) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
+        if unreachable is not None:  # before anything else: nothing on screen is current
+            text.append(f"⚠ {UNREACHABLE} ", style=self.get_component_rich_style("accounts--bad", partial=True))
         text.append_text(safe_line(name, 24 if narrow else 40, style="bold"))
         text.append(" ─", style="dim")
         for state in states:
@@ -92,9 +99,11 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         self.presence: list[Presence] = []
         self.drafts: dict[int, Draft] = {}  # the newest text per customer, before the store has it
         self.downloads: list[int] = []  # attachment downloads asked of the engine, not reported yet
-        self._data_version: int | None = None
+        self._data_version = None
+        self.unreachable: str | None = None  # why the store cannot be reached, while it cannot
         self._presence_token: tuple | None = None
         self._presence_timer = None
+        self._states: list = []
         self._counts: dict[str, int] = {}
         self._host = socket.gethostname()
         self._prefetched = None  # the first customer's newest messages, read before mounting
@@ -161,7 +170,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         if templates:
             self.run(lambda store: [store.save_template(n, b) for n, b in templates.items()],
                      what="load the config's templates", lane="write")
-        self.set_interval(POLL_EVERY, self.poll_store)
+        listening = getattr(self.app.store, "backend", "sqlite") == "postgresql"
+        self.set_interval(POLL_EVERY_LISTENING if listening else POLL_EVERY, self.poll_store)
         self.set_interval(30, self.load_header)
         self.set_interval(PRESENCE_HEARTBEAT, self._heartbeat)
 
@@ -196,15 +206,31 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
     # ---- the store changed --------------------------------------------------------------------
     def poll_store(self) -> None:
-        self.run(lambda store: store.data_version(), self._polled, what="watch the workspace", key="poll")
+        self.run(_change_token, self._polled, what="watch the workspace", key="poll")
 
-    def _polled(self, version: int) -> None:
+    def _polled(self, version) -> None:
+        if isinstance(version, StoreUnavailable):
+            self.store_unreachable(version)
+            return
+        if self.unreachable is not None:  # back: what changed meanwhile is unknown, read it all
+            self.unreachable = None
+            self._data_version = version
+            self.load_header()
+            self.refresh_all()
+            self._heartbeat()
+            return
         if self._data_version is None:
             self._data_version = version
             return
         if version != self._data_version:
             self._data_version = version
             self.refresh_all()
+
+    def store_unreachable(self, error: BaseException) -> None:
+        """The store's server cannot be reached: the header says so; the poll notices its return."""
+        if self.unreachable is None:
+            self.unreachable = str(error)
+            self._show_header(self._states)
 
     def refresh_all(self) -> None:
         self.conversations.reload()
@@ -244,7 +270,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
                  key="header")
 
     def _show_header(self, states) -> None:
-        self.query_one(AccountsBar).show(self.workspace.name, states, self.size.width < 100)
+        self._states = states
+        self.query_one(AccountsBar).show(self.workspace.name, states, self.size.width < 100, self.unreachable)
         right = Text(no_wrap=True)
         right.append_text(safe_line(self.agent, 16))
         right.append(f" · {time.strftime('%H:%M')}", style="dim")
@@ -385,8 +412,14 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
             self._presence_token = (self.current.customer_id if self.current else None, "viewing")
         customer, activity = self._presence_token
         agent, pid, host = self.agent, os.getpid(), self._host
-        self.run(lambda store: store.set_presence(agent, pid, customer, activity, host), what="share where you are",
-                 lane="write")
+
+        def beat(store) -> None:
+            try:
+                store.set_presence(agent, pid, customer, activity, host)
+            except StoreUnavailable:  # the header says so; the next beat after it is back counts
+                pass
+
+        self.run(beat, what="share where you are", lane="write")
 
     def _presence_changed(self, presence: list[Presence]) -> None:
         self.presence = presence
@@ -436,3 +469,12 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
             self.app.notify(self.conversations.empty_note if self.conversations.total == 0
                             else "Select a customer first.", timeout=3)
         return self.current
+
+
+def _change_token(store):
+    """The store's change token, or the StoreUnavailable saying why there is none (a value, so
+    that an unreachable store is a state of the screen, not an error)."""
+    try:
+        return store.change_token()
+    except StoreUnavailable as exc:
+        return exc

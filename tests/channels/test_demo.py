@@ -19,7 +19,7 @@ def seeded(tmp_path_factory):
     ws = demo_config(tmp_path_factory.mktemp("demo"))
     for account in ws.accounts:
         account.raw["chatter"] = False
-    store = Store(ws.store_path)
+    store = Store(ws.store_location)
     failed = asyncio.run(Engine(ws, store).run(once=True))
     yield ws, store, failed
     store.close()

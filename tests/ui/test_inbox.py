@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import backends
 import pytest
 
 from console.config import ConfigError, parse
@@ -85,7 +86,7 @@ async def test_reply_is_queued_then_delivered_by_the_demo_channel(demo):
 
         # The engine, as its own process would, delivers the outbox through the demo adapter;
         # the app notices the other connection's commit and shows the new status.
-        engine_store = Store(ws.store_path)
+        engine_store = Store(ws.store_location)
         await Engine(ws, engine_store).run(once=True)
         engine_store.close()
         await until(pilot, lambda: any(e.body == "Yes, it will be ready at four." and e.status in ("sent", "delivered")
@@ -215,7 +216,7 @@ HOSTILE_BODY = ("[link=https://evil.example]click[/link] [bold red]x \x1b[2J\x1b
                 "\x1b]52;c;SGVsbG8=\x07 invoice\u202efdp.exe")
 
 
-def hostile_store(path: Path) -> Store:
+def hostile_store(path) -> Store:
     store = Store(path)
     store.apply_pull("demo", PullResult([InboundMessage(
         "evil-1", "evil", "email", "in", Address("email", "mallory@evil.example", HOSTILE_NAME),
@@ -237,7 +238,8 @@ def flowing(screen: str) -> str:
 async def test_hostile_text_is_shown_as_data_in_every_widget(tmp_path):
     ws = parse('[workspace]\nname = "[b]Shop[/b]"\n')
     ws.data_dir = tmp_path
-    store = hostile_store(ws.store_path)
+    backends.current.configure(ws)
+    store = hostile_store(ws.store_location)
     app = ConsoleApp(ws, store)
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot, app)
@@ -264,9 +266,10 @@ def test_no_escape_sequence_from_customer_text_reaches_the_terminal(tmp_path):
 
     data = tmp_path / "data"
     data.mkdir()
-    hostile_store(data / "console.db").close()
+    backend = backends.current
+    hostile_store(backend.location() if backend.postgres else data / "console.db").close()
     config = tmp_path / "config.toml"
-    config.write_text(f'[workspace]\nname = "Shop"\ndata_dir = "{data}"\n')
+    config.write_text(f'[workspace]\nname = "Shop"\ndata_dir = "{data}"\n' + backend.toml())
     config.chmod(0o600)
     report = tmp_path / "painted"
     master, slave = pty.openpty()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import backends
 from rich.text import Text
 
 from console.config import parse
@@ -29,7 +30,8 @@ def right_pane(app) -> str:
 def long_history(tmp_path, count: int = 1500):
     ws = parse('[workspace]\nname = "Shop"\n')
     ws.data_dir = tmp_path
-    store = Store(ws.store_path)
+    backends.current.configure(ws)
+    store = Store(ws.store_location)
     start = time.time() - count * 600
     peer = Address("phone", "+15550100001", "Maria Lopez")
     inbound = [(count - 1 - n) % 2 == 0 for n in range(count)]  # the customer wrote last: Open
@@ -72,7 +74,7 @@ async def test_reading_older_history_keeps_its_place_when_the_store_changes(tmp_
             await pilot.press("j")
         before = right_pane(app).split("\n")[2:12]
         # Another process writes: a delivery status, and a new message from the customer.
-        other = Store(ws.store_path)
+        other = Store(ws.store_location)
         other.apply_pull("phone", PullResult(messages=[InboundMessage(
             "m-new", "sms:+15550100001", "sms", "in", Address("phone", "+15550100001", "Maria Lopez"),
             time.time(), "a brand new message")]))

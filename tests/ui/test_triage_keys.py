@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+from backends import location_text
 from conftest import ready, until
 from console.store import ListFilter, Store
 from console.sync import Engine
@@ -215,7 +216,7 @@ async def test_another_agent_replying_is_shown_within_a_second(demo):
         other = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
             import sys, os, time
             from console.store import Store
-            store = Store({str(ws.store_path)!r})
+            store = Store({location_text(ws)!r})
             store.set_presence("ben", os.getpid(), {customer}, "replying", {socket.gethostname()!r})
             print("ready", flush=True)
             time.sleep(30)
@@ -347,7 +348,7 @@ async def test_attachments_are_saved_under_safe_names(demo, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await save_attachments_of(pilot, app, store, customer)
         await until(pilot, lambda: app.inbox.downloads, "the download requested")
-        engine_store = Store(ws.store_path)  # the engine reads the part from the kept mail
+        engine_store = Store(ws.store_location)  # the engine reads the part from the kept mail
         await Engine(ws, engine_store).run(once=True)
         engine_store.close()
         await until(pilot, lambda: (ws.download_dir).exists() and any(ws.download_dir.iterdir()), "the saved file")
@@ -357,7 +358,7 @@ async def test_attachments_are_saved_under_safe_names(demo, tmp_path):
         assert saved.read_bytes() == b"%PDF-1.4 not really"
         await pilot.press("d")  # again: a second file, never overwriting the first
         await until(pilot, lambda: app.inbox.downloads, "the second download requested")
-        engine_store = Store(ws.store_path)
+        engine_store = Store(ws.store_location)
         await Engine(ws, engine_store).run(once=True)
         engine_store.close()
         await until(pilot, lambda: len(list(ws.download_dir.iterdir())) == 2, "a second copy")
@@ -397,7 +398,7 @@ async def test_attachments_kept_by_the_service_are_fetched_by_the_engine(demo, t
     async with app.run_test(size=SIZE) as pilot:
         await save_attachments_of(pilot, app, store, customer)
         await until(pilot, lambda: app.inbox.downloads, "the download requested")
-        engine_store = Store(ws.store_path)  # the engine, as its own process would
+        engine_store = Store(ws.store_location)  # the engine, as its own process would
         await Engine(ws, engine_store).run(once=True)
         engine_store.close()
         await until(pilot, lambda: not app.inbox.downloads, "the download reported")
