@@ -3,8 +3,17 @@
 For each account it runs a pull loop (cursor in, messages + cursor out, applied in one
 transaction) and a delivery loop (outbox rows claimed, sent, recorded). Transient errors back off
 exponentially with jitter; an auth error stops that account and says so in its status; a failing
-account never stops the others. Exactly one process per workspace runs the engine, holding
-console/synclock.py's lock.
+account never stops the others.
+
+Where the engine runs: on SQLite exactly one process per workspace runs it, holding
+console/synclock.py's lock. On PostgreSQL any number run, one per machine (the same lock file
+in each machine's data dir), and share the work (console/store/leases.py): every engine delivers
+the outbox of every account it has (claims never overlap), and each account's pull loop runs
+only in the engine holding that account's lease; the others wait, trying every LEAD_EVERY
+seconds, and one of them takes over within seconds of the holder's end. Snoozes, closing and
+the duties run in the one engine holding the duties' lease. An engine that cannot reach the
+store waits and goes on where it was; a send whose outcome it knows is recorded once the store is
+back, never sent again.
 """
 
 from __future__ import annotations
@@ -22,13 +31,16 @@ from console.channels.base import Channel
 from console.config import ConfigError, WorkspaceConfig
 from console.model import AuthError, ChannelError, InDoubtError, Outgoing, PermanentError, TransientError
 from console.sanitize import one_line
-from console.store import Store
+from console.store import Store, StoreUnavailable
+from console.store.leases import DUTIES
 
 log = logging.getLogger("console.sync")
 
 MAX_SEND_ATTEMPTS = 8
 SEND_TIMEOUT = 120.0
 OUTBOX_POLL = 0.25
+LEAD_EVERY = 1.0  # seconds between an engine's looks at its leases (takeover is this quick)
+STORE_RETRY = 1.0  # seconds between tries while the store cannot be reached
 
 
 def backoff(failures: int, retry_after: float | None = None, base: float = 2.0, cap: float = 300.0) -> float:
@@ -52,6 +64,8 @@ class AccountRun:
     state_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pulled: int = 0  # new messages stored by this run
     sent: int = 0  # replies delivered by this run
+    leading: bool = False  # this engine holds the account's lease: its pull loop runs here
+    led_elsewhere: bool = False  # another engine held the lease the whole run
 
 
 class Engine:
@@ -65,6 +79,9 @@ class Engine:
         self._stop = asyncio.Event()
         self._drain_until: float | None = None  # draining: no more pulls, the outbox until then
         self._drainer: asyncio.Task | None = None
+        self.leases = None  # console/store/leases.py, taken when the engine runs
+        self.claimer: int | None = None  # this engine's mark on the outbox rows it claims
+        self._duties_led = False
         if channels is not None:
             self.runs = {name: AccountRun(ch) for name, ch in channels.items()}
             return
@@ -98,6 +115,8 @@ class Engine:
                 continue
             new = f"{run.pulled:,} new message{'s' if run.pulled != 1 else ''}"
             sent = f", {run.sent} sent" if run.sent else ""
+            if run.led_elsewhere:
+                new = "pulled by another engine"
             lines.append(f"{name}: ok, {new}{sent}")
         return lines
 
@@ -142,10 +161,59 @@ class Engine:
         run.wake.clear()
 
     # ---- pulling --------------------------------------------------------------------------------
+    # ---- who leads what -------------------------------------------------------------------------
+    async def lead(self, once: bool = False) -> None:
+        """Keep this engine's leases: take the free ones it can use, notice the ones it lost (the
+        store's server restarted) and stop those pull loops at once (an IMAP IDLE)."""
+        while not self._stop.is_set():
+            wanted = {name for name, run in self.runs.items() if not run.stopped and self._drain_until is None}
+            wanted.add(DUTIES)
+            try:
+                held = await asyncio.to_thread(self.leases.refresh, wanted)
+            except StoreUnavailable as exc:
+                log.warning("leases: %s", exc)
+                held = set()
+            self._duties_led = DUTIES in held
+            for name, run in self.runs.items():
+                was, run.leading = run.leading, name in held
+                if run.leading and not was:
+                    log.info("%s: this engine pulls it now", name)
+                    run.wake.set()
+                elif was and not run.leading:
+                    log.warning("%s: another engine pulls it now (this one lost its lease)", name)
+                    interrupt = getattr(run.channel, "interrupt", None)
+                    if interrupt is not None:
+                        interrupt()
+            if once:
+                return
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=LEAD_EVERY)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _store_back(self) -> None:
+        """Wait a moment: the store could not be reached (the next try may work)."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=STORE_RETRY)
+        except asyncio.TimeoutError:
+            pass
+
+    # ---- pulling --------------------------------------------------------------------------------
     async def pull_loop(self, name: str, once: bool = False) -> None:
         run = self.runs[name]
+        if once and not run.leading:
+            run.led_elsewhere = True
+            return
+        announced = False
         while not self._stop.is_set() and not run.stopped and self._drain_until is None:
+            if not run.leading:  # another engine pulls this account; take over when it goes
+                announced = False
+                await self._sleep(run, LEAD_EVERY)
+                continue
             try:
+                if not announced:
+                    await self._state(name, "syncing")
+                    announced = True
                 cursor = await asyncio.to_thread(self.store.cursor, name)
                 result = await run.channel.pull(cursor)
                 run.pulled += await asyncio.to_thread(self.store.apply_pull, name, result)
@@ -167,6 +235,13 @@ class Engine:
                 log.warning("%s: %s", name, exc)
                 await self._state(name, "error", str(exc))
                 return
+            except StoreUnavailable as exc:  # what was pulled is pulled again: every step repeats safely
+                log.warning("%s: %s", name, exc)
+                if once:
+                    run.error = str(exc)
+                    return
+                announced = False
+                await self._store_back()
             except (TransientError, PermanentError, ChannelError) as exc:
                 run.failures += 1
                 run.error = str(exc)
@@ -192,9 +267,10 @@ class Engine:
     # recording marks that one send for a person and the engine goes on with the next.
     async def reconcile_in_doubt(self, name: str) -> None:
         run = self.runs[name]
-        for listed in await asyncio.to_thread(self.store.in_doubt, [name]):
-            # Read again: reconciling the ones before may have taken external ids this one must skip.
-            out = await asyncio.to_thread(self.store.still_in_doubt, listed.outbox_id)
+        for listed in await asyncio.to_thread(self.store.in_doubt, [name], self.claimer):
+            # Read again: reconciling the ones before may have taken external ids this one must
+            # skip; and take it over, so no other engine checks it at the same time.
+            out = await asyncio.to_thread(self.store.still_in_doubt, listed.outbox_id, self.claimer)
             if out is None:
                 continue
             try:
@@ -227,7 +303,15 @@ class Engine:
             await asyncio.to_thread(self.store.record_retry, out, "interrupted before sending", time.time())
 
     async def _record_sent(self, name: str, out: Outgoing, result) -> bool:
-        recorded = await asyncio.to_thread(self.store.record_sent, out, result)
+        while True:  # the outcome is known: it is recorded once the store is back, never forgotten
+            try:
+                recorded = await asyncio.to_thread(self.store.record_sent, out, result)
+                break
+            except StoreUnavailable as exc:
+                log.warning("%s: recording the send of outbox %s waits for the store: %s", name, out.outbox_id, exc)
+                if self._stop.is_set():
+                    raise
+                await self._store_back()
         if recorded:
             self.runs[name].sent += 1
         if not recorded:
@@ -276,6 +360,7 @@ class Engine:
                 await asyncio.to_thread(self.store.record_retry, out, str(exc), time.time() + delay)
         except asyncio.TimeoutError:  # no answer in time: it may have left, so ask the service
             log.warning("%s: no answer to the send of outbox %s within %.0fs", name, out.outbox_id, SEND_TIMEOUT)
+            await asyncio.to_thread(self.store.record_checking, out, "no answer in time", time.time())
             await self.reconcile_in_doubt(name)
         except asyncio.CancelledError:
             raise
@@ -290,15 +375,21 @@ class Engine:
                 await self._state(name, "ok")
 
     async def deliver_loop(self, name: str, once: bool = False) -> None:
-        await self.reconcile_in_doubt(name)
         while not self._stop.is_set():
-            # Sends of one account are awaited one by one here, so every 'sending' row whose next
-            # check is due really is in doubt (a cheap query when there is none).
-            await self.reconcile_in_doubt(name)
-            claimed = await asyncio.to_thread(self.store.claim_due, [name])
-            for out in claimed:
-                await self.deliver(name, out)
-            await self.fetch_downloads(name)
+            try:
+                # Sends of one account are awaited one by one here, so every 'sending' row of this
+                # engine whose next check is due really is in doubt (a cheap query when there is none).
+                await self.reconcile_in_doubt(name)
+                claimed = await asyncio.to_thread(self.store.claim_due, [name], 20, self.claimer)
+                for out in claimed:
+                    await self.deliver(name, out)
+                await self.fetch_downloads(name)
+            except StoreUnavailable as exc:  # claimed sends stay 'sending': checked, never resent blindly
+                log.warning("%s: outbox: %s", name, exc)
+                if once:
+                    return
+                await self._store_back()
+                continue
             if once and not claimed:
                 return
             if not claimed:
@@ -353,7 +444,11 @@ class Engine:
 
     async def housekeeping(self) -> None:
         while not self._stop.is_set():
-            await self.tidy()
+            try:
+                if self._duties_led:
+                    await self.tidy()
+            except StoreUnavailable as exc:
+                log.warning("housekeeping: %s", exc)
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=15)
             except asyncio.TimeoutError:
@@ -364,7 +459,8 @@ class Engine:
         logged and the duty runs again next time, never taking the engine down."""
         while not self._stop.is_set():
             try:
-                await duty.run(self)
+                if self._duties_led:
+                    await duty.run(self)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a duty's bug must not stop the sync
@@ -382,9 +478,15 @@ class Engine:
 
         Returns {account: reason} for the accounts that failed."""
         tasks = []
+        for account in self.runs.values():  # asyncio's primitives belong to one loop: this run's
+            account.wake, account.state_lock = asyncio.Event(), asyncio.Lock()
         self.store.db.checkpoint_in_background()
+        self.leases = await asyncio.to_thread(self.store.leases)
+        self.claimer = self.leases.token
+        await self.lead(once=True)  # before the loops: who pulls what is known from the start
+        if not once:
+            tasks.append(asyncio.create_task(self.lead(), name="leases"))
         for name in self.runs:
-            await self._state(name, "syncing")
             tasks.append(asyncio.create_task(self.pull_loop(name, once), name=f"pull:{name}"))
             tasks.append(asyncio.create_task(self.deliver_loop(name, once), name=f"send:{name}"))
         if not once:
@@ -396,7 +498,7 @@ class Engine:
             tasks.append(asyncio.create_task(self.run_duty(duty, once), name=f"duty:{duty.name}"))
         try:
             await asyncio.gather(*tasks)
-            if once:
+            if once and self._duties_led:
                 await self.tidy()
         finally:
             if self._drainer is not None:
@@ -410,6 +512,7 @@ class Engine:
                 except Exception:
                     log.exception("closing a channel failed")
             await asyncio.to_thread(self.store.db.stop_background_checkpoints)
+            await asyncio.to_thread(self.leases.close)
         failed = dict(self.errors)
         failed.update({name: run.error for name, run in self.runs.items() if run.error})
         return failed

@@ -74,6 +74,10 @@ class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, Searc
         Raises StoreUnavailable while a PostgreSQL server cannot be reached."""
         return self.db.change_token()
 
+    def leases(self):
+        """Leadership of accounts and duties for an engine (console/store/leases.py)."""
+        return self.db.leases()
+
     def close(self) -> None:
         self.index.close()
         self.raw.close()

@@ -188,6 +188,16 @@ class Database:
     def schema_version(self) -> int:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
+    def claim_gone_clause(self, claimer: str, claimed_at: str) -> tuple[str, list]:
+        """SQL: an outbox claim's engine is gone. On SQLite one engine runs at a time (a lock
+        file), so a claim that is not the running engine's own was left by one that died."""
+        return "1 = 1", []
+
+    def leases(self):
+        from console.store.leases import LocalLeases
+
+        return LocalLeases()
+
     def ids_taken(self, conn, tables: list[str]) -> None:
         """After rows were inserted with ids of their own (an import): SQLite's next id is always
         the highest plus one, so nothing to do (PostgreSQL moves its identity sequences)."""

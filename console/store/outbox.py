@@ -4,6 +4,14 @@ Life of a send: `enqueue_reply` (pending) -> `claim_due` (sending, attempts + 1,
 the adapter is called) -> `record_sent` / `record_retry` / `record_failed`. A row still "sending"
 when the engine starts was interrupted mid-send: the engine asks the adapter to reconcile it
 instead of sending again.
+
+Any number of engines may deliver (a team on PostgreSQL): a claim locks the rows it takes with
+`FOR UPDATE SKIP LOCKED`, so two engines never take the same row, and marks them with the
+engine's token, with a lease (`next_try_at`, SEND_LEASE seconds on) during which no other engine
+takes the send for one in doubt. A send is in doubt, for an engine, when its lease is over, or
+when the engine that claimed it is gone (console/store/leases.py); `still_in_doubt` then takes
+it over with a compare-and-set, so only one engine asks the service about it. The idempotency
+key stays the last guard.
 """
 
 from __future__ import annotations
@@ -17,6 +25,10 @@ from console.store.db import Database, now
 from console.store.ingest import _after_message
 from console.sanitize import one_line
 
+
+# How long an engine's claim keeps other engines from taking a send in flight for one in doubt:
+# longer than the engine waits for the channel's answer (console/sync.py SEND_TIMEOUT).
+SEND_LEASE = 180.0
 
 # How long before a reply was written another reply's external id still counts as taken for it:
 # every adapter looks for a send in doubt from its created_at on (minus minutes for clocks).
@@ -145,44 +157,60 @@ class OutboxMixin:
             taken_external_ids=frozenset(r["external_id"] for r in taken),
         )
 
-    def claim_due(self, accounts: list[str], limit: int = 20) -> list[Outgoing]:
-        """Mark due sends as 'sending' (committed) and return them: the point of no return."""
+    def claim_due(self, accounts: list[str], limit: int = 20, claimer: int | None = None) -> list[Outgoing]:
+        """Mark due sends as 'sending' (committed) and return them: the point of no return.
+        `claimer`: the engine's token (its claims are leased to it; see the module's docstring)."""
         if not accounts:
             return []
         marks = ",".join("?" * len(accounts))
-        with self.db.write() as conn:
+        at = now()
+        with self.db.write(serial=False) as conn:
             rows = conn.execute(
                 f"""SELECT * FROM outbox WHERE state = 'pending' AND next_try_at <= ? AND account IN ({marks})
-                    ORDER BY next_try_at LIMIT ?""",
-                (now(), *accounts, limit),
+                    ORDER BY next_try_at LIMIT ?{self.db.dialect.skip_locked}""",
+                (at, *accounts, limit),
             ).fetchall()
             claimed = []
             for row in rows:
                 conn.execute(
-                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?",
-                    (now(), row["id"]),
+                    """UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ?, claimed_by = ?,
+                           next_try_at = ? WHERE id = ?""",
+                    (at, claimer, at + SEND_LEASE if claimer is not None else row["next_try_at"], row["id"]),
                 )
                 conn.execute("UPDATE message SET status = 'sending' WHERE id = ?", (row["message_id"],))
                 claimed.append(self._outgoing(conn, conn.execute("SELECT * FROM outbox WHERE id = ?", (row["id"],)).fetchone()))
         return claimed
 
-    def in_doubt(self, accounts: list[str]) -> list[Outgoing]:
+    def _doubtful(self, claimer: int | None) -> tuple[str, list]:
+        """SQL (and its parameters) for a 'sending' row that engine `claimer` may check: its
+        lease or next check is due, or the engine that claimed it is gone."""
+        gone, params = self.db.claim_gone_clause("claimed_by", "updated_at")
+        return (f"(next_try_at <= ? OR (claimed_by IS NOT NULL AND claimed_by IS DISTINCT FROM ? AND {gone}))",
+                [now(), claimer, *params])
+
+    def in_doubt(self, accounts: list[str], claimer: int | None = None) -> list[Outgoing]:
         """Sends left 'sending' by an engine that stopped mid-send (or whose answer was lost), due
         for a check with the service."""
         if not accounts:
             return []
         marks = ",".join("?" * len(accounts))
+        doubtful, params = self._doubtful(claimer)
         with self.db.read() as conn:
             # In the order they were written: an earlier reply is matched first (console.channels.reconcile).
-            rows = conn.execute(f"""SELECT * FROM outbox WHERE state = 'sending' AND next_try_at <= ?
-                                    AND account IN ({marks}) ORDER BY id""", (now(), *accounts)).fetchall()
+            rows = conn.execute(f"""SELECT * FROM outbox WHERE state = 'sending' AND {doubtful}
+                                    AND account IN ({marks}) ORDER BY id""", (*params, *accounts)).fetchall()
             return [self._outgoing(conn, row) for row in rows]
 
-    def still_in_doubt(self, outbox_id: int) -> Outgoing | None:
+    def still_in_doubt(self, outbox_id: int, claimer: int | None = None) -> Outgoing | None:
         """One send in doubt as the store knows it now (with the ids other replies took since the
-        list was read), or None when it was settled meanwhile."""
-        with self.db.read() as conn:
-            row = conn.execute("SELECT * FROM outbox WHERE id = ? AND state = 'sending'", (outbox_id,)).fetchone()
+        list was read), taken over by engine `claimer` so that no other engine checks it at the
+        same time; None when it was settled, or taken by another engine, meanwhile."""
+        doubtful, params = self._doubtful(claimer)
+        with self.db.write(serial=False) as conn:
+            row = conn.execute(
+                f"""UPDATE outbox SET claimed_by = ?, updated_at = ?, next_try_at = ?
+                    WHERE id = ? AND state = 'sending' AND {doubtful} RETURNING *""",
+                (claimer, now(), now() + SEND_LEASE if claimer is not None else now(), outbox_id, *params)).fetchone()
             return self._outgoing(conn, row) if row is not None else None
 
     def next_due_at(self, accounts: list[str]) -> float | None:

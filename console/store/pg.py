@@ -309,6 +309,17 @@ class PgDatabase:
             "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
             "AND table_name = ? ORDER BY ordinal_position", (table,))]
 
+    def claim_gone_clause(self, claimer: str, claimed_at: str) -> tuple[str, list]:
+        """SQL: an outbox claim's engine is gone (its token's advisory lock is held by nobody)."""
+        from console.store.pglocks import CLAIM_GRACE, gone_clause
+
+        return gone_clause(claimer, claimed_at), [time.time() - CLAIM_GRACE]
+
+    def leases(self):
+        from console.store.pglocks import PgLeases
+
+        return PgLeases(self)
+
     def ids_taken(self, conn: Connection, tables: list[str]) -> None:
         """After rows were inserted with ids of their own (an import, `console migrate`): each
         table's identity sequence moves past the highest id, so new rows never collide."""

@@ -312,10 +312,13 @@ MIGRATIONS: list[list[str]] = [
         # Existing workspaces: every customer's rows are computed once, by the first commit.
         "INSERT INTO list_dirty (customer_id) SELECT DISTINCT customer_id FROM conversation",
     ],
-    # 8: who gave a conversation to its assignee (on PostgreSQL the database sets it from the role
-    # that connects, console/store/pgschema.py, so it cannot be forged)
+    # 8: a team on several machines (console/store/pg.py): who gave a conversation to its assignee
+    # (on PostgreSQL the database sets it from the role that connects, so it cannot be forged),
+    # and which engine claimed an outbox row (several engines deliver; one that died leaves its
+    # claims to the others, console/store/outbox.py)
     [
         "ALTER TABLE conversation ADD COLUMN assigned_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN claimed_by INTEGER",
     ],
 ]
 

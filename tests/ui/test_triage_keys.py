@@ -253,7 +253,8 @@ async def save_attachments_of(pilot, app, store: Store, customer: int) -> None:
 def _customer_on(store: Store, channel: str, older_than_hours: float, newer_than_hours: float = 1e9) -> int:
     now = __import__("time").time()
     row = store.db.query_one(
-        """SELECT c.customer_id FROM conversation c WHERE c.channel = ? AND c.last_inbound_at < ?
+        """SELECT c.customer_id FROM conversation c JOIN customer cu ON cu.id = c.customer_id
+           WHERE c.channel = ? AND c.last_inbound_at < ? AND cu.name NOT LIKE '@%'
            AND c.last_inbound_at > ? AND NOT EXISTS (SELECT 1 FROM conversation o WHERE o.customer_id = c.customer_id
            AND o.last_inbound_at > c.last_inbound_at) ORDER BY c.last_inbound_at DESC LIMIT 1""",
         (channel, now - older_than_hours * 3600, now - newer_than_hours * 3600))
