@@ -170,7 +170,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         if templates:
             self.run(lambda store: [store.save_template(n, b) for n, b in templates.items()],
                      what="load the config's templates", lane="write")
-        listening = getattr(self.app.store, "backend", "sqlite") == "postgresql"
+        listening = self.workspace.store is not None  # [store]: PostgreSQL, which tells of changes
         self.set_interval(POLL_EVERY_LISTENING if listening else POLL_EVERY, self.poll_store)
         self.set_interval(30, self.load_header)
         self.set_interval(PRESENCE_HEARTBEAT, self._heartbeat)
