@@ -15,12 +15,14 @@ both must answer alike.
 
 How the SQLite backend stays fast at a million messages: matches are read in an order the
 index already has, newest first (searchindex.py: the FTS rowid is the message's time), and
-reading stops at the limit; nothing sorts all matches. Filters are checked on each match as it
-is read. When a filter names few customers (`from:`, `tag:`), their own messages, newest first,
-are a second way to the same answer; both ways advance in turns and the first to finish
-answers, so a rare word with a broad filter and a common word with a narrow one both stop early.
-A search can be cancelled: `should_stop` is polled while SQLite works (a progress handler) and
-between steps, and `SearchCancelled` is raised.
+reading stops at the limit; nothing sorts all matches. The last word is spelled out as the words
+of the index it begins (`cake` -> `cake OR cakes`), which FTS5 reads lazily, where `cake*` would
+gather every document of every such word first. Filters are checked on each match as it is
+read, in windows of time that double, so a selective filter never makes one step read
+everything. When `from:` or `tag:` leaves few messages, those messages, newest first, are a
+second way to the same answer; each turn goes to the way expected to finish first, and the first
+to finish answers. A search can be cancelled: `should_stop` is polled while SQLite works (a
+progress handler) and between steps, and `SearchCancelled` is raised.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ FILTERS = ("from", "channel", "tag", "status", "before", "after")
 FIRST_STEP = 16  # rows a way reads in its first turn (more than the hits it lacks), doubling each turn
 STEP = 256  # candidates checked for the words per turn when reading customer first
 FEW_MESSAGES = 5000  # filtered customers with at most this many messages are also read customer first
-EXPANSION = 32  # a last word beginning at most this many words of the index is spelled out
+EXPANSION = 1024  # a last word beginning at most this many words of the index is spelled out
 _LAST = (1 << 63) - 1
 _PLAIN = re.compile(r"[A-Za-z0-9]+")
 
@@ -230,8 +232,8 @@ class SqliteSearch:
 
     def _expression(self, conn: sqlite3.Connection, words: tuple[str, ...]) -> "_Match":
         """The MATCH expression for the words: each one quoted; the last, a prefix, spelled out
-        as the few words of the index it begins (FTS5 reads those lazily, newest first) or, when
-        it begins many, left to the prefix index."""
+        as the words of the index it begins (FTS5 reads an OR of words lazily, newest first: 1 ms
+        for 128 words, 12 ms for 1,000, at 1M messages)."""
         quoted = ['"' + w.replace('"', '""') + '"' for w in words]
         last = words[-1]
         # ASCII letters and digits are one word of the tokenizer, folded to lower case; anything
@@ -247,9 +249,8 @@ class SqliteSearch:
             if len(found) <= EXPANSION:
                 last = "(" + " OR ".join('"' + t.replace('"', '""') + '"' for t in found) + ")"
                 return _Match(" AND ".join([*quoted[:-1], last]), True)
-            # Many words: the 2- and 3-character prefix indexes read lazily; a longer prefix is
-            # gathered in full by FTS5 before its first match.
-            return _Match(" ".join([*quoted[:-1], quoted[-1] + "*"]), len(term) <= 3)
+            # A prefix of very many words (one or two letters): FTS5 gathers it in full.
+            return _Match(" ".join([*quoted[:-1], quoted[-1] + "*"]), False)
         return _Match(" ".join([*quoted[:-1], quoted[-1] + "*"]), False)
 
     def _senders(self, conn: sqlite3.Connection, text: str) -> set[int]:

@@ -4,16 +4,17 @@
 workspace, so it can always be rebuilt:
 
 - `message_fts` (FTS5, contentless): each message's subject and the first 8,000 characters of
-  its body, with prefix indexes for 2- and 3-character prefixes. Its rowid is the message's
+  its body. Its rowid is the message's
   *position*, `(sent_at in ms) << 20 | n`, so reading matches by descending rowid reads them
   newest first and a query stops after its first hits instead of sorting every match (message
   ids follow insertion, not time: a mailbox's history arrives after newer chat messages).
 - `doc`: position -> message, with its conversation, customer and channel, so filtering a match
   never reads the workspace's large message rows (a random read each).
 - `vocab`: every word the index holds. A search ending in "cake" asks for `cake OR cakes`, which
-  FTS5 reads lazily, newest first; the same prefix query gathers every document of every word
-  starting with "cake" before the first hit (about 10 ms at 1M messages). Short prefixes, with
-  many words, use the 2- and 3-character prefix indexes instead.
+  FTS5 reads lazily, newest first; the prefix query `cake*` gathers every document of every word
+  starting with "cake" before its first hit (about 10 ms at 1M messages; 40 ms for `th*`), and
+  FTS5's prefix indexes, which would avoid that for short prefixes, cost more to build than the
+  rest of the index together (145 µs a mail, bench/README.md) and were not faster here.
 - `who` (FTS5, trigram): per customer, their name, addresses and display names, for `from:`.
 - `state`: the high-water mark over the workspace's `search_queue`, the id of the workspace this
   index belongs to, and a rebuild in progress.
@@ -42,6 +43,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from console.store.db import background_thread
+
 log = logging.getLogger("console.store.search")
 
 INDEX_VERSION = 1  # a file of another version is rebuilt
@@ -49,7 +52,8 @@ BODY_INDEXED = 8000  # characters of a body that are indexed (a long mail's tail
 ROUND = 2000  # queue rows per indexing transaction
 POSITION_BITS = 20  # messages within one millisecond
 _LAST_MS = (1 << (63 - POSITION_BITS)) - 1  # year 2248: later dates share the last millisecond
-MERGE_PAGES = 2000  # leaf pages merged per idle step
+MERGE_PAGES = 200  # leaf pages merged per idle step (a close waits for one step at most)
+QUIET = 5.0  # seconds without a commit before the indexer merges segments
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value)",
@@ -65,7 +69,7 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS doc_customer ON doc (customer_id, channel, pos, conversation_id, message_id)",
     "CREATE INDEX IF NOT EXISTS doc_conversation ON doc (conversation_id)",
     """CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(
-        subject, body, content='', prefix='2 3', tokenize='unicode61 remove_diacritics 2')""",
+        subject, body, content='', tokenize='unicode61 remove_diacritics 2')""",
     "CREATE TABLE IF NOT EXISTS vocab (term TEXT PRIMARY KEY) WITHOUT ROWID",
     "CREATE VIRTUAL TABLE IF NOT EXISTS who USING fts5(text, tokenize='trigram')",
 ]
@@ -152,6 +156,7 @@ class SearchIndex:
             self._thread.start()
 
     def _run(self) -> None:
+        background_thread(10)  # indexing catches up when fetching, parsing and storing pause
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
@@ -159,6 +164,10 @@ class SearchIndex:
                 while not self._stop.is_set() and self.index_pending():
                     pass
                 self._idle.set()
+                # Merging waits for a quiet moment: during a first sync it would only take CPU
+                # from the sync, and the next batch adds segments again.
+                if self._wake.wait(QUIET) or self._stop.is_set():
+                    continue
                 while not self._stop.is_set() and not self._wake.is_set() and self.merge_step():
                     pass
             except sqlite3.Error as exc:  # busy beyond the timeout, or a damaged file: try again later
