@@ -126,6 +126,8 @@ class SearchIndex:
                 self.reader.execute(f"PRAGMA {schema}.mmap_size = {1 << 30}")
                 self.reader.execute(f"PRAGMA {schema}.cache_size = -32768")
             self._lock, self.reader_lock = threading.RLock(), threading.RLock()
+        row = self.conn.execute("SELECT value FROM search.state WHERE key = 'hwm'").fetchone()
+        self._hwm = int(row[0]) if row and row[0] is not None else 0
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._stop = threading.Event()
@@ -139,10 +141,10 @@ class SearchIndex:
         return conn
 
     def hwm(self) -> int:
-        """How far the index has read the workspace's queue (rows up to here may be cleared)."""
-        with self._lock:
-            row = self.conn.execute("SELECT value FROM search.state WHERE key = 'hwm'").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        """How far the index has read the workspace's queue (rows up to here may be cleared).
+        Kept in memory: the store asks before each pull's transaction, and must never wait for
+        an indexing round (another process's indexer only makes it lag, which clears less)."""
+        return self._hwm
 
     # ---- the indexer thread -------------------------------------------------------------------
     def wake(self) -> None:
@@ -214,10 +216,12 @@ class SearchIndex:
             conn.execute("BEGIN")  # deferred: the workspace is only read, never locked for writing
             try:
                 done = self._round(conn)
+                hwm = conn.execute("SELECT value FROM search.state WHERE key = 'hwm'").fetchone()
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._hwm = int(hwm[0]) if hwm and hwm[0] is not None else 0
             return done
 
     def merge_step(self) -> bool:
