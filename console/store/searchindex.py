@@ -37,10 +37,13 @@ index's segments: every segment is one more lookup for each word of a search.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from console.store.db import background_thread
@@ -132,6 +135,7 @@ class SearchIndex:
         self._idle = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._claim: int | None = None  # the lock file that makes one process the indexer
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.workspace), timeout=10.0, isolation_level=None, check_same_thread=False)
@@ -163,22 +167,41 @@ class SearchIndex:
             self._wake.wait()
             self._wake.clear()
             try:
-                while not self._stop.is_set() and self.index_pending():
-                    pass
+                if not self._work(self.index_pending):
+                    continue
                 self._idle.set()
                 # Merging waits for a quiet moment: during a first sync it would only take CPU
                 # from the sync, and the next batch adds segments again.
                 if self._wake.wait(QUIET) or self._stop.is_set():
                     continue
-                while not self._stop.is_set() and not self._wake.is_set() and self.merge_step():
-                    pass
+                self._work(self.merge_step)
             except sqlite3.Error as exc:  # busy beyond the timeout, or a damaged file: try again later
                 log.warning("search index: %s", exc)
                 self._stop.wait(1.0)
                 self._wake.set()
 
+    def _work(self, step) -> bool:
+        """Run `step` until it has nothing left to do, as the one process indexing this
+        workspace; False (and a retry soon) when another process is at it: the UI and the sync
+        engine both have a store open, and two indexers would only take turns at the file."""
+        if self._claim is None:
+            self._claim = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._stop.wait(0.5)
+            self._wake.set()
+            return False
+        try:
+            while not self._stop.is_set() and not (step is self.merge_step and self._wake.is_set()) and step():
+                pass
+        finally:
+            fcntl.flock(self._claim, fcntl.LOCK_UN)
+        return True
+
     def settle(self, timeout: float = 0.25) -> bool:
-        """Wait up to `timeout` seconds for what is pending to be indexed; True when nothing is."""
+        """Wait up to `timeout` seconds for what is pending to be indexed; True when nothing is
+        (after a longer wait, during a first sync or a rebuild, a search finds what is indexed)."""
         if not self.threaded:
             with self._lock:
                 while self.index_pending():
@@ -187,16 +210,25 @@ class SearchIndex:
         if not self.pending():
             return True
         self.wake()
-        return self._idle.wait(timeout) and not self.pending()
+        deadline = time.monotonic() + timeout
+        while True:  # this process's indexer, or another's, may be the one catching up
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return not self.pending()
+            if self._idle.wait(min(left, 0.02)) or not self.pending():
+                return not self.pending()
 
-    def pending(self) -> bool:
-        with self._lock:
-            state = dict(self.conn.execute("SELECT key, value FROM search.state").fetchall())
-            queued, issued, workspace = self.conn.execute(
+    def pending(self) -> int:
+        """How many queue rows wait to be indexed (ROUND and more for a rebuild): 0 when none."""
+        with self.reader_lock:
+            state = dict(self.reader.execute("SELECT key, value FROM search.state").fetchall())
+            queued, issued, workspace = self.reader.execute(
                 """SELECT (SELECT coalesce(max(seq), 0) FROM main.search_queue),
                           (SELECT coalesce(max(seq), 0) FROM main.sqlite_sequence WHERE name = 'search_queue'),
                           (SELECT value FROM main.meta WHERE key = 'search_index')""").fetchone()
-        return _stale(state, workspace, issued) or "rebuild_after" in state or queued > int(state.get("hwm") or 0)
+        if _stale(state, workspace, issued) or "rebuild_after" in state:
+            return ROUND
+        return max(0, queued - int(state.get("hwm") or 0))
 
     def close(self) -> None:
         self._stop.set()
@@ -207,6 +239,9 @@ class SearchIndex:
         if self.threaded:
             self.conn.close()
             self.reader.close()
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
 
     # ---- indexing -----------------------------------------------------------------------------
     def index_pending(self) -> int:
