@@ -70,7 +70,7 @@ _SCHEMA = [
     )""",
     # A filtered customer's messages, read from the index alone (customer first, search.py).
     "CREATE INDEX IF NOT EXISTS doc_customer ON doc (customer_id, channel, pos, conversation_id, message_id)",
-    "CREATE INDEX IF NOT EXISTS doc_conversation ON doc (conversation_id)",
+    "CREATE INDEX IF NOT EXISTS doc_conversation ON doc (conversation_id)",  # a merge changes its customer
     """CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(
         subject, body, content='', tokenize='unicode61 remove_diacritics 2')""",
     "CREATE TABLE IF NOT EXISTS vocab (term TEXT PRIMARY KEY) WITHOUT ROWID",

@@ -140,6 +140,7 @@ def test_two_processes_on_one_workspace_index_it_once_and_both_find_everything(t
     engine, ui = Store(tmp_path / "console.db"), Store(tmp_path / "console.db")  # as the sync and the UI
     try:
         engine.apply_pull("mail", PullResult(messages=[mail(n, MARIA, f"order {n}") for n in range(500)]))
+        assert ui.index.settle(timeout=10), "the engine's indexer (or the UI's, when it lets go) catches up"
         [hit] = ui.search("order 499")
         assert hit.line == "order 499"
         assert len(engine.search("order")) == 50 and len(ui.search("order", limit=500)) == 500
