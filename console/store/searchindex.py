@@ -50,7 +50,7 @@ from console.store.db import background_thread
 
 log = logging.getLogger("console.store.search")
 
-INDEX_VERSION = 1  # a file of another version is rebuilt
+INDEX_VERSION = 2  # a file of another version is rebuilt (2: no FTS5 prefix indexes)
 BODY_INDEXED = 8000  # characters of a body that are indexed (a long mail's tail is mostly quotes)
 ROUND = 2000  # queue rows per indexing transaction
 POSITION_BITS = 20  # messages within one millisecond
