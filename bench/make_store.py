@@ -1,5 +1,9 @@
 """Make a large store for the benchmarks: 100,000 conversations and 300,000 messages.
 
+With --long N, two more customers head the Open tab: one with an N-message history ("Long
+History", 2,000 by default in bench/ui_speed.py) and one with three messages ("Short History"),
+for the benchmark of opening a customer.
+
 Everything goes through the production ingest path (`Store.apply_pull`, the same call the sync
 engine makes), in batches of 2,000 messages, so identities, conversations, the FTS index and the
 list's covering index are exactly what a real workspace would hold. About 35 s on the 2-core
@@ -51,11 +55,26 @@ def messages(count: int, seed: int):
             )
 
 
+def long_histories(count: int):
+    """A customer with `count` messages and one with three, waiting longer than anyone else."""
+    now = time.time()
+    rng = random.Random(7)
+    for name, number, size, last in (("Long History", 1, count, now - 61 * 86400),
+                                     ("Short History", 2, 3, now - 60.9 * 86400)):
+        peer = Address("phone", f"+1555999{number:04d}", name)
+        start = last - size * 3600
+        for i in range(size):
+            direction = "in" if (size - 1 - i) % 2 == 0 else "out"
+            yield InboundMessage(f"hist-{number}-{i}", f"hist-{number}", "sms", direction, peer, start + i * 3600,
+                                 sentence(rng), status="delivered" if direction == "out" else None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path)
     parser.add_argument("--conversations", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--long", type=int, default=0, help="add the long and short histories (N messages)")
     args = parser.parse_args()
     if args.path.exists():
         sys.exit(f"make_store: {args.path} exists; delete it first")
@@ -71,6 +90,10 @@ def main() -> None:
             batch = []
     if batch:
         total += store.apply_pull("bench", PullResult(messages=batch))
+    if args.long:
+        history = list(long_histories(args.long))
+        for first in range(0, len(history), 2000):
+            total += store.apply_pull("bench", PullResult(messages=history[first:first + 2000]))
     store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conversations = store.db.query_one("SELECT COUNT(*) FROM conversation")[0]
     store.close()

@@ -42,11 +42,21 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
     return common
 
 
+def _where() -> str:
+    """Where console reads its configuration and keeps its data and logs, for --help."""
+    from console.config import default_data_dir
+
+    return (f"configuration: {default_config_path()} (or $CONSOLE_CONFIG, or --config PATH)\n"
+            f"data and logs: {default_data_dir('<workspace>')}/ ([workspace] data_dir changes it): the store,\n"
+            "  ui.log and sync.log, and errors.log, where every error is written with its traceback")
+
+
 def build_parser() -> argparse.ArgumentParser:
     top, common = _common(True), _common(False)
     parser = argparse.ArgumentParser(
         prog="console", parents=[top],
         description="Answer every customer conversation - email, SMS, chat - from one terminal.",
+        epilog=_where(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"console {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -81,11 +91,18 @@ def workspace_for(args: argparse.Namespace) -> WorkspaceConfig | None:
 
 
 def _setup_logging(ws: WorkspaceConfig, name: str) -> None:
+    """`<data_dir>/<name>.log` gets everything from INFO; `<data_dir>/errors.log` gets the errors,
+    with their tracebacks, of every process of the workspace (the app's and the engine's): an
+    empty errors.log is a workspace where nothing went wrong."""
     ws.data_dir.mkdir(parents=True, exist_ok=True)
+    form = logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     handler = logging.FileHandler(ws.data_dir / f"{name}.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(form)
+    errors = logging.FileHandler(ws.data_dir / "errors.log", encoding="utf-8", delay=True)
+    errors.setLevel(logging.ERROR)
+    errors.setFormatter(form)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, errors]
     root.setLevel(logging.INFO)
 
 
@@ -96,6 +113,9 @@ def open_store(ws: WorkspaceConfig):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from console.startup_trace import mark
+
+    mark("console.cli imported")
     args = build_parser().parse_args(argv)
     from console.store import StoreError
 
@@ -128,10 +148,29 @@ def cmd_tui(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
         from console.sync import Engine
 
         asyncio.run(Engine(ws, store).run(once=True))
+        from console.demo_workspace import furnish
+
+        furnish(store, ws.agent)
     _setup_logging(ws, "ui")
+    from console.ui import first_screen
+
+    first = first_screen.start(store, ws.agent)  # while Textual and the app are imported
+    from console.startup_trace import mark
+
+    mark("store open, first screen being read")
+    from console.ui.keys import check_keymap
+
+    keymap_errors, _ = check_keymap(ws) if ws.keymap else ([], [])
+    if keymap_errors:
+        store.close()
+        for error in keymap_errors[1:]:
+            print(f"console: {error}", file=sys.stderr)
+        raise keymap_errors[0]
     from console.ui.app import ConsoleApp
 
-    ConsoleApp(ws, store, engine_args=_engine_args(args)).run()
+    mark("the app imported")
+
+    ConsoleApp(ws, store, engine_args=_engine_args(args), first=first).run()
     store.close()
     return 0
 
@@ -147,7 +186,8 @@ def _engine_args(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
-    from console.sync import Engine, SyncLock
+    from console.sync import Engine
+    from console.synclock import SyncLock
 
     if not ws.accounts:
         return fail(f"{ws.path}: no [[accounts]] configured; nothing to sync")
@@ -172,6 +212,9 @@ def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     finally:
         store.close()
         lock.release()
+    if args.once:
+        for line in engine.summary():
+            print(line)
     if args.once and failed:
         for name, reason in failed.items():
             print(f"console: account '{name}' failed: {one_line(reason, 300)}", file=sys.stderr)
@@ -180,11 +223,14 @@ def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
 
 
 async def _stop_with_parent(engine, parent_pid: int) -> None:
-    """The TUI started this engine: stop when it goes, so no orphan keeps the lock."""
+    """The app started this engine: when it goes (quit, crash, a dropped SSH session), deliver
+    what is due in the outbox, then stop, so no orphan keeps the lock."""
+    from console.synclock import FINISH_OUTBOX_WITHIN
+
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
         if os.getppid() != parent_pid:
-            engine.stop()
+            engine.drain(FINISH_OUTBOX_WITHIN)
             return
 
 
@@ -230,10 +276,21 @@ def cmd_check(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
         table.add_row(Text(account.name), Text(account.kind), Text(detail, style=style))
     if not ws.accounts and not ws.disabled_accounts:
         table.add_row(Text("-"), Text("-"), Text("no [[accounts]] configured"))
+    from console.ui.keys import check_keymap
+
+    keymap_errors, keymap_warnings = check_keymap(ws)
+    if ws.keymap:
+        table.add_row(Text("[keymap]"), Text("keys"),
+                      Text(f"FAILED: {len(keymap_errors)} problem(s)" if keymap_errors
+                           else f"ok: {len(ws.keymap)} binding(s) remapped", style="red" if keymap_errors else "green"))
     Console().print(table)
     for line in problems:  # unwrapped, one line each, for people who copy them and for scripts
         print(line, file=sys.stderr)
-    return 1 if failures else 0
+    for error in keymap_errors:
+        print(f"console: {error}", file=sys.stderr)
+    for warning in keymap_warnings:
+        print(f"console: warning: {warning}", file=sys.stderr)
+    return 1 if failures or keymap_errors else 0
 
 
 def cmd_export(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
@@ -248,7 +305,11 @@ def cmd_export(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     try:
         for line in store.export_lines(since):
             out.write(line + "\n")
+        out.flush()
     except BrokenPipeError:
+        # The reader went away (`| head`): nothing is wrong with the export; say nothing, and keep
+        # Python from complaining about the closed pipe when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
         store.close()
@@ -261,10 +322,10 @@ def cmd_import(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     store = open_store(ws)
     try:
         if str(args.file) == "-":
-            added = store.import_lines(sys.stdin)
+            added = store.import_lines(_text_lines(sys.stdin.buffer))
         else:
-            with open(args.file, encoding="utf-8") as stream:
-                added = store.import_lines(stream)
+            with open(args.file, "rb") as stream:
+                added = store.import_lines(_text_lines(stream))
     except OSError as exc:
         return fail(f"cannot read {args.file}: {exc.strerror}")
     except BackupError as exc:
@@ -273,6 +334,18 @@ def cmd_import(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
         store.close()
     print(", ".join(f"{count} {table}" for table, count in added.items()) + " added")
     return 0
+
+
+def _text_lines(stream):
+    """Lines of an export, each decoded on its own, so that bytes that are not UTF-8 text are
+    reported with their line number instead of ending the import with a traceback."""
+    from console.store.backup import BackupError
+
+    for number, line in enumerate(stream, 1):
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BackupError(f"line {number}: not UTF-8 text, so not an export of console") from None
 
 
 COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_export, "import": cmd_import}

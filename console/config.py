@@ -7,7 +7,6 @@ password never sits in a settings object that might be logged.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import shlex
@@ -25,8 +24,10 @@ else:  # pragma: no cover - the package requires 3.11, tomli keeps older interpr
 
 import platformdirs
 
+from console.channels import catalog
+
 APP_NAME = "console"
-KINDS = ("demo", "email", "twilio", "telegram", "meta", "mastodon")
+KINDS = tuple(kind.id for kind in catalog.account_kinds())
 
 
 class ConfigError(Exception):
@@ -93,7 +94,11 @@ class Secret:
     source: str  # "cmd", "env" or "inline"
     spec: str
     key: str
-    where: str = ""
+    path: Path | None = None  # where it is configured, for errors
+    line: int | None = None
+
+    def _error(self, message: str) -> ConfigError:
+        return ConfigError(message, self.path, self.line, self.key)
 
     def get(self) -> str:
         if self.source == "inline":
@@ -101,15 +106,22 @@ class Secret:
         if self.source == "env":
             value = os.environ.get(self.spec)
             if value is None:
-                raise ConfigError(f"environment variable {self.spec} is not set", key=self.key)
+                raise self._error(f"environment variable {self.spec} is not set")
+            if not value:
+                raise self._error(f"environment variable {self.spec} is empty")
             return value
         try:
             done = subprocess.run(shlex.split(self.spec), capture_output=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ConfigError(f"could not run the command ({type(exc).__name__})", key=self.key) from None
+        except FileNotFoundError:
+            raise self._error(f"the command {shlex.split(self.spec)[0]!r} is not installed or not on PATH") from None
+        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+            raise self._error(f"could not run the command ({type(exc).__name__})") from None
         if done.returncode != 0:
-            raise ConfigError(f"the command exited with status {done.returncode}", key=self.key)
-        return done.stdout.decode("utf-8", "replace").rstrip("\r\n")
+            raise self._error(f"the command exited with status {done.returncode}")
+        value = done.stdout.decode("utf-8", "replace").rstrip("\r\n")
+        if not value:
+            raise self._error("the command printed nothing; it should print the secret on its first line")
+        return value
 
     def __repr__(self) -> str:
         return f"Secret({self.source}:{self.key})"
@@ -194,7 +206,8 @@ class AccountConfig:
         if not isinstance(value, str) or not value:
             raise self.error(name, "expected a non-empty string")
         source = "cmd" if name.endswith("_cmd") else "env" if name.endswith("_env") else "inline"
-        return Secret(source, value, f"accounts[{self.index}].{name}")
+        line = self._locator.line_of("accounts", name, self.index) if self._locator else None
+        return Secret(source, value, f"accounts[{self.index}].{name}", self.path, line)
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(self.raw) - self.used)
@@ -225,9 +238,14 @@ class WorkspaceConfig:
 
 
 def _os_user() -> str:
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # as getpass.getuser() looks, without importing it
+        if os.environ.get(name):
+            return os.environ[name]
     try:
-        return getpass.getuser()
-    except Exception:  # no user name in the environment (some containers)
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):  # no user name anywhere (some containers)
         return "agent"
 
 
@@ -278,9 +296,9 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
     ws.name = section.get("name", ws.name)
     ws.agent = section.get("agent", ws.agent)
     region = section.get("default_region", ws.default_region).upper()
-    import phonenumbers  # local: only config needs the region list
+    from console.regions import SUPPORTED_REGIONS
 
-    if region not in phonenumbers.SUPPORTED_REGIONS:
+    if region not in SUPPORTED_REGIONS:
         raise err("workspace", "default_region", f"unknown region {region!r}; use a two-letter country code such as US or GB")
     ws.default_region = region
     if "download_dir" in section:
@@ -356,8 +374,7 @@ def _slug(name: str) -> str:
 
 
 def _has_inline_secret(accounts: list[dict]) -> bool:
-    secret_names = ("password", "auth_token", "api_secret", "api_key_secret", "token", "access_token",
-                    "page_token", "page_access_token", "bot_token")
+    secret_names = catalog.secret_keys()
     return any(isinstance(raw, dict) and any(k in raw for k in secret_names) for raw in accounts)
 
 

@@ -193,6 +193,9 @@ class DemoMessage:
     subject: str = ""
     attachments: tuple[Attachment, ...] = ()
     opt_out: bool | None = None  # True: this message is a STOP; False: a START
+    # From an address of theirs the demo service does not vouch for (a work email): the store
+    # sees another customer, and the card suggests merging the two.
+    sender: Address | None = None
 
 
 @dataclass
@@ -247,7 +250,28 @@ def _quote(text: str, when: float, who: str) -> str:
 def _shifted(msg: DemoMessage, by: float) -> DemoMessage:
     return msg if not by else DemoMessage(msg.external_id, msg.thread_key, msg.channel, msg.direction,
                                            msg.person, msg.at + by, msg.body, msg.subject, msg.attachments,
-                                           msg.opt_out)
+                                           msg.opt_out, msg.sender)
+
+
+def demo_pdf(title: str) -> bytes:
+    """A small, valid one-page PDF standing in for the demo's quotes and price lists (the size
+    the timeline lists is the size of these bytes)."""
+    title = title.replace("(", "").replace(")", "").replace("\\", "")
+    stream = f"BT /F1 18 Tf 72 720 Td ({SHOP} Bakery - {title}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
 
 
 def _episode(rng: random.Random, person: Person, channel: str, subject: str, turns: list[tuple[str, str]],
@@ -276,7 +300,7 @@ def _episode(rng: random.Random, person: Person, channel: str, subject: str, tur
             attachments: tuple[Attachment, ...] = ()
             if "attached" in text:
                 name = "quote.pdf" if "Quote" in text else "price-list.pdf"
-                attachments = (Attachment(name, "application/pdf", rng.randrange(40_000, 300_000), f"demo:{name}"),)
+                attachments = (Attachment(name, "application/pdf", len(demo_pdf(name)), f"demo:{name}"),)
             out.append(DemoMessage(msg_id, thread, channel, direction, person.number, at, body,
                                    ("Re: " if turn else "") + email_subject, attachments))
         else:
@@ -348,5 +372,26 @@ def build(seed: int, anchor: float) -> Dataset:
             prefix = "SMdemo" if channel in ("sms", "whatsapp") else f"{channel}-"
             data.messages.append(DemoMessage(ext(prefix), f"{channel}:{address}", channel, "in", person.number,
                                              at, body))
+    # Two people who also wrote from an address the shop did not know (a work email), and one whose
+    # email signature quotes the phone number of a texting customer: the cards suggest merges.
+    for person in [p for p in data.people if "email" in p.channels][2:4]:
+        work = Address("email", f"{person.first.lower()}@work-{person.number}.example", person.name)
+        msg_id = f"<{ext('demo.')}@work-{person.number}.example>"
+        data.messages.append(DemoMessage(msg_id, msg_id, "email", "in", person.number, anchor - 3 * DAY,
+                                         f"Hi, writing from my work address: could I add a {ITEMS[person.number % len(ITEMS)]} "
+                                         "to my usual order?", "From work", sender=work))
+        data.messages.append(DemoMessage(f"<{ext('demo.')}@{SHOP_DOMAIN}>", msg_id, "email", "out", person.number,
+                                         anchor - 3 * DAY + 1800, "Of course, added!", "Re: From work", sender=work))
+    texter = next(p for p in data.people if p.channels == ("sms",) and p.number % 6 != 0)
+    office = Address("email", f"orders@{texter.last.lower()}-studio.example", f"{texter.last} Studio")
+    msg_id = f"<{ext('demo.')}@{texter.last.lower()}-studio.example>"
+    data.messages.append(DemoMessage(
+        msg_id, msg_id, "email", "in", texter.number, anchor - 5 * DAY,
+        f"Hello, we'd like 30 croissants for a studio event next week. Invoice to the studio please.\n\n"
+        f"-- \n{texter.first} {texter.last}\n{texter.last} Studio · tel. {texter.phone}", "Studio order",
+        sender=office))
+    data.messages.append(DemoMessage(f"<{ext('demo.')}@{SHOP_DOMAIN}>", msg_id, "email", "out", texter.number,
+                                     anchor - 5 * DAY + 3600, "Lovely, 30 croissants noted. Invoice to follow.",
+                                     "Re: Studio order", sender=office))
     data.messages.sort(key=lambda m: (m.at, m.external_id))
     return data

@@ -10,8 +10,6 @@ from __future__ import annotations
 import re
 from email.utils import parseaddr
 
-import phonenumbers
-
 _WHATSAPP = re.compile(r"^whatsapp:", re.IGNORECASE)
 
 
@@ -26,6 +24,8 @@ def normalize_phone(number: str, default_region: str = "US") -> str:
     'whatsapp:+1 555 010 0001' -> '+15550100001'. Short codes and alphanumeric sender ids are
     kept as written (stripped), since they cannot be normalised.
     """
+    import phonenumbers  # here: only the sync engine normalises numbers, and the import is slow
+
     raw = _WHATSAPP.sub("", number.strip())
     try:
         parsed = phonenumbers.parse(raw, default_region)

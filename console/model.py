@@ -1,7 +1,8 @@
 """The normalised shapes every channel adapter speaks, and the typed errors it raises.
 
 Adapters translate a service's protocol into these; the sync engine moves them into the store.
-Nothing here knows about SQLite, Textual or any network library.
+Nothing here knows about SQLite, Textual or any network library. What is known about each
+channel (identity kinds, reply windows, lengths) is in console.channels.catalog.
 """
 
 from __future__ import annotations
@@ -11,29 +12,9 @@ from typing import Literal
 
 Direction = Literal["in", "out"]
 
-# Identity kinds: what kind of address identifies a person. SMS and WhatsApp share "phone".
-IDENTITY_KINDS = ("email", "phone", "telegram", "mastodon", "messenger", "instagram", "demo")
-
-# Channels: how a message travelled. Shown with an icon in the UI.
-CHANNEL_IDENTITY_KIND = {
-    "email": "email",
-    "sms": "phone",
-    "whatsapp": "phone",
-    "telegram": "telegram",
-    "mastodon": "mastodon",
-    "messenger": "messenger",
-    "instagram": "instagram",
-}
-
 # Delivery states of an outbound message, in the order they normally happen.
 DELIVERY_STATES = ("queued", "sending", "sent", "delivered", "read", "failed", "undelivered", "unknown")
 FINAL_DELIVERY_STATES = ("delivered", "read", "failed", "undelivered")
-
-# Channels where free text may only be sent within a window after the customer's last message
-# (WhatsApp customer-service window, Meta standard messaging window). Outside it the adapter
-# refuses free text with PermanentError and the composer offers what the service allows instead
-# (a WhatsApp template, a Messenger HUMAN_AGENT tag within 7 days).
-REPLY_WINDOW_HOURS = {"whatsapp": 24, "messenger": 24, "instagram": 24}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +133,10 @@ class Outgoing:
     attempt: int = 1
     # When the reply was written (UTC epoch): a reconcile looks for it after this moment.
     created_at: float = 0.0
+    # External ids the store already records for *other* replies of ours to this recipient, since
+    # shortly before `created_at`. A reconcile never answers with one of these: an identical
+    # earlier reply ("Thanks!" twice) is not this one.
+    taken_external_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,13 @@ terminal sees it. It removes escape sequences (CSI, OSC, DCS, APC, PM, SOS and t
 forms), C0 controls except newline and tab, DEL and the C1 range, and replaces bidirectional
 overrides and isolates with a visible marker so a "invoice\u202efdp.exe" trick shows up as what it
 is. It imports nothing from Textual or Rich: the core uses it too.
+
+Invisible format characters (Unicode category Cf: zero-width space and joiners U+200B-U+200D,
+word joiner U+2060, BOM U+FEFF, soft hyphen, the LRM/RLM marks, tag characters) are removed: they
+take no cell in a row's width arithmetic but some terminals draw them, which broke list rows;
+and text a person cannot see is text that can hide things (a spoofed name, smuggled tag
+characters). The cost is cosmetic: an emoji joined by U+200D (a family) shows as its parts, and a
+Persian word loses a non-joiner's hint. Searching, storing and sending keep the original text.
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ BIDI_MARKERS = {
     "\u2066": "LRI", "\u2067": "RLI", "\u2068": "FSI", "\u2069": "PDI",
 }
 _BIDI = re.compile("[" + "".join(BIDI_MARKERS) + "]")
+# Cf characters other than the bidi controls above (those become markers): what a terminal may or
+# may not draw, in no width a layout can count.
+# (Every Cf code point of Python 3.11's Unicode 14 database; a test checks the list is complete.)
+_INVISIBLE = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u2060-\u2064"
+    "\u206a-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
 
 
 def clean(text: str | None) -> str:
@@ -41,7 +55,8 @@ def clean(text: str | None) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SEQUENCES.sub("", text)
     text = _CONTROLS.sub("", text)
-    return _BIDI.sub(lambda m: f"\u27e8{BIDI_MARKERS[m.group()]}\u27e9", text)
+    text = _BIDI.sub(lambda m: f"\u27e8{BIDI_MARKERS[m.group()]}\u27e9", text)
+    return _INVISIBLE.sub("", text)
 
 
 def one_line(text: str | None, limit: int = 200) -> str:

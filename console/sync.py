@@ -3,14 +3,13 @@
 For each account it runs a pull loop (cursor in, messages + cursor out, applied in one
 transaction) and a delivery loop (outbox rows claimed, sent, recorded). Transient errors back off
 exponentially with jitter; an auth error stops that account and says so in its status; a failing
-account never stops the others. Exactly one process per workspace runs the engine: `SyncLock`
-holds an exclusive lock on a file in the data dir, which the OS releases if the process dies.
+account never stops the others. Exactly one process per workspace runs the engine, holding
+console/synclock.py's lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import random
@@ -40,47 +39,6 @@ def backoff(failures: int, retry_after: float | None = None, base: float = 2.0, 
     return max(delay, retry_after or 0.0)
 
 
-class SyncLock:
-    """An exclusive, crash-safe lock on `<data_dir>/sync.lock`: who may run the engine."""
-
-    def __init__(self, data_dir: Path):
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / "sync.lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return True
-
-    def holder(self) -> int | None:
-        """The pid of the process holding the lock, or None if nobody does."""
-        if self._fd is not None:
-            return os.getpid()
-        probe = SyncLock.__new__(SyncLock)
-        probe.path, probe._fd = self.path, None
-        if probe.acquire():
-            probe.release()
-            return None
-        try:
-            return int(self.path.read_text().strip() or 0) or None
-        except (OSError, ValueError):
-            return None
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 @dataclass
 class AccountRun:
     channel: Channel
@@ -91,6 +49,9 @@ class AccountRun:
     # account shows it until a send succeeds, whatever the pulls say.
     send_problem: tuple[str, str] | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    state_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pulled: int = 0  # new messages stored by this run
+    sent: int = 0  # replies delivered by this run
 
 
 class Engine:
@@ -102,6 +63,8 @@ class Engine:
         self.runs: dict[str, AccountRun] = {}
         self.errors: dict[str, str] = {}  # account -> why it could not even start
         self._stop = asyncio.Event()
+        self._drain_until: float | None = None  # draining: no more pulls, the outbox until then
+        self._drainer: asyncio.Task | None = None
         if channels is not None:
             self.runs = {name: AccountRun(ch) for name, ch in channels.items()}
             return
@@ -124,12 +87,52 @@ class Engine:
             if interrupt is not None:
                 interrupt()  # end a long poll (IMAP IDLE) now rather than at its timeout
 
+    def summary(self) -> list[str]:
+        """One line per account: what this run did, or why the account failed."""
+        lines = []
+        for name, reason in self.errors.items():
+            lines.append(f"{name}: failed: {one_line(reason, 200)}")
+        for name, run in self.runs.items():
+            if run.error:
+                lines.append(f"{name}: failed: {one_line(run.error, 200)}")
+                continue
+            new = f"{run.pulled:,} new message{'s' if run.pulled != 1 else ''}"
+            sent = f", {run.sent} sent" if run.sent else ""
+            lines.append(f"{name}: ok, {new}{sent}")
+        return lines
+
+    def drain(self, within: float) -> None:
+        """Stop pulling; deliver what the outbox holds due within `within` seconds; then stop."""
+        if self._drain_until is not None:
+            return
+        self._drain_until = time.time() + within
+        for run in self.runs.values():
+            run.wake.set()
+            interrupt = getattr(run.channel, "interrupt", None)
+            if interrupt is not None:
+                interrupt()
+        self._drainer = asyncio.get_running_loop().create_task(self._drain_watch(), name="drain")
+
+    async def _drain_watch(self) -> None:
+        names = set(self.runs)
+        while not self._stop.is_set():
+            waiting = await asyncio.to_thread(self.store.outbox_waiting)
+            if not [w for w in waiting if w["account"] in names and w["next_try_at"] <= self._drain_until]:
+                log.info("the app is gone and the outbox is delivered: stopping")
+                self.stop()
+                return
+            await asyncio.sleep(0.5)
+
     async def _state(self, name: str, state: str, detail: str = "", progress: tuple[int, int] | None = None) -> None:
-        problem = self.runs[name].send_problem
-        if problem is not None and state in ("ok", "syncing"):
-            state, detail = problem
-        await asyncio.to_thread(self.store.set_account_state, name, self.runs[name].channel.kind, state,
-                                one_line(detail, 300), progress)
+        # One write at a time per account, deciding under the lock: the pull loop and the delivery
+        # loop both report, and a state decided before the other loop's news must not land after it.
+        run = self.runs[name]
+        async with run.state_lock:
+            problem = run.send_problem
+            if problem is not None and state in ("ok", "syncing"):
+                state, detail = problem
+            await asyncio.to_thread(self.store.set_account_state, name, run.channel.kind, state,
+                                    one_line(detail, 300), progress)
 
     async def _sleep(self, run: AccountRun, seconds: float) -> None:
         try:
@@ -141,11 +144,11 @@ class Engine:
     # ---- pulling --------------------------------------------------------------------------------
     async def pull_loop(self, name: str, once: bool = False) -> None:
         run = self.runs[name]
-        while not self._stop.is_set() and not run.stopped:
+        while not self._stop.is_set() and not run.stopped and self._drain_until is None:
             try:
                 cursor = await asyncio.to_thread(self.store.cursor, name)
                 result = await run.channel.pull(cursor)
-                await asyncio.to_thread(self.store.apply_pull, name, result)
+                run.pulled += await asyncio.to_thread(self.store.apply_pull, name, result)
                 run.failures, run.error = 0, ""
                 if result.more:
                     await self._state(name, "syncing", result.notice, result.progress)
@@ -185,29 +188,75 @@ class Engine:
                 await self._sleep(run, backoff(run.failures, cap=600))
 
     # ---- sending --------------------------------------------------------------------------------
+    # A send's outcome is recorded whatever goes wrong: an adapter bug or a store error while
+    # recording marks that one send for a person and the engine goes on with the next.
     async def reconcile_in_doubt(self, name: str) -> None:
         run = self.runs[name]
-        for out in await asyncio.to_thread(self.store.in_doubt, [name]):
+        for listed in await asyncio.to_thread(self.store.in_doubt, [name]):
+            # Read again: reconciling the ones before may have taken external ids this one must skip.
+            out = await asyncio.to_thread(self.store.still_in_doubt, listed.outbox_id)
+            if out is None:
+                continue
             try:
-                found = await run.channel.reconcile(out)
-            except NotImplementedError:
-                await asyncio.to_thread(
-                    self.store.record_failed, out,
-                    "console stopped while sending this; check whether it arrived before sending it again",
-                    False, "unknown")
-                continue
-            except ChannelError as exc:
-                log.warning("%s: cannot reconcile outbox %s yet: %s", name, out.outbox_id, exc)
-                # Still in doubt: it stays 'sending' and is asked about again; 'pending' would make
-                # the next claim send it a second time.
-                await asyncio.to_thread(self.store.record_checking, out, f"checking: {exc}", time.time() + 30)
-                continue
-            if found is not None:
-                await asyncio.to_thread(self.store.record_sent, out, found)
-            else:
-                await asyncio.to_thread(self.store.record_retry, out, "interrupted before sending", time.time())
+                await self._reconcile(name, run, out)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("%s: reconciling outbox %s failed", name, out.outbox_id)
+                await self._leave_to_a_person(name, out, f"console could not check whether this was sent "
+                                                         f"(internal error: {type(exc).__name__})")
+
+    async def _reconcile(self, name: str, run: AccountRun, out: Outgoing) -> None:
+        try:
+            found = await run.channel.reconcile(out)
+        except NotImplementedError:
+            await asyncio.to_thread(
+                self.store.record_failed, out,
+                "console stopped while sending this; check whether it arrived before sending it again",
+                False, "unknown")
+            return
+        except ChannelError as exc:
+            log.warning("%s: cannot reconcile outbox %s yet: %s", name, out.outbox_id, exc)
+            # Still in doubt: it stays 'sending' and is asked about again; 'pending' would make
+            # the next claim send it a second time.
+            await asyncio.to_thread(self.store.record_checking, out, f"checking: {exc}", time.time() + 30)
+            return
+        if found is not None:
+            await self._record_sent(name, out, found)
+        else:
+            await asyncio.to_thread(self.store.record_retry, out, "interrupted before sending", time.time())
+
+    async def _record_sent(self, name: str, out: Outgoing, result) -> bool:
+        recorded = await asyncio.to_thread(self.store.record_sent, out, result)
+        if recorded:
+            self.runs[name].sent += 1
+        if not recorded:
+            log.warning("%s: outbox %s was answered with %s, another reply's message; left to a person",
+                        name, out.outbox_id, result.external_id)
+        return recorded
+
+    async def _leave_to_a_person(self, name: str, out: Outgoing, why: str) -> None:
+        """Mark one send 'unknown' with a sentence; never raises (the engine must go on)."""
+        try:
+            await asyncio.to_thread(self.store.record_failed, out,
+                                    f"{why}; check whether it arrived before sending it again", False, "unknown")
+            await self._state(name, "error", why)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store itself is failing: the row stays 'sending' and is checked later
+            log.exception("%s: could not record the outcome of outbox %s", name, out.outbox_id)
 
     async def deliver(self, name: str, out: Outgoing) -> None:
+        try:
+            await self._deliver(name, out)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a store error while recording, or a bug here
+            log.exception("%s: recording the send of outbox %s failed", name, out.outbox_id)
+            await self._leave_to_a_person(name, out, f"console hit an internal error while recording this send "
+                                                     f"({type(exc).__name__})")
+
+    async def _deliver(self, name: str, out: Outgoing) -> None:
         run = self.runs[name]
         try:
             result = await asyncio.wait_for(run.channel.send(out), timeout=SEND_TIMEOUT)
@@ -225,15 +274,17 @@ class Engine:
             else:
                 delay = backoff(out.attempt, exc.retry_after)
                 await asyncio.to_thread(self.store.record_retry, out, str(exc), time.time() + delay)
+        except asyncio.TimeoutError:  # no answer in time: it may have left, so ask the service
+            log.warning("%s: no answer to the send of outbox %s within %.0fs", name, out.outbox_id, SEND_TIMEOUT)
+            await self.reconcile_in_doubt(name)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # timeout or adapter bug: we cannot know whether it left
+        except Exception as exc:  # an adapter bug: it may have left before the bug, only a person can tell
             log.exception("%s: send of outbox %s failed", name, out.outbox_id)
-            await self.reconcile_in_doubt(name)
-            if not isinstance(exc, asyncio.TimeoutError):
-                await self._state(name, "error", f"internal error while sending: {type(exc).__name__}")
+            await self._leave_to_a_person(name, out, f"console hit an internal error while sending this "
+                                                     f"({type(exc).__name__})")
         else:
-            await asyncio.to_thread(self.store.record_sent, out, result)
+            await self._record_sent(name, out, result)
             if run.send_problem is not None:
                 run.send_problem = None
                 await self._state(name, "ok")
@@ -264,12 +315,18 @@ class Engine:
         run = self.runs[name]
         fetch = getattr(run.channel, "fetch_attachment", None)
         for item in await asyncio.to_thread(self.store.pending_downloads, name):
+            raw = await asyncio.to_thread(self.store.message_raw, item["message_id"])
+            if raw is not None and not _takes_raw(fetch):
+                fetch = _from_raw  # the attachment is in the kept message: no network
             if fetch is None or not item["ref"]:
                 await asyncio.to_thread(self.store.record_download, item["id"], "",
                                         f"{run.channel.kind} attachments cannot be downloaded")
                 continue
             try:
-                data = await asyncio.wait_for(fetch(item["external_id"], item["ref"]), timeout=SEND_TIMEOUT)
+                if raw is not None:
+                    data = await asyncio.wait_for(fetch(item["external_id"], item["ref"], raw=raw), timeout=SEND_TIMEOUT)
+                else:
+                    data = await asyncio.wait_for(fetch(item["external_id"], item["ref"]), timeout=SEND_TIMEOUT)
                 path = await asyncio.to_thread(save, data, item["name"], Path(item["folder"]))
             except TransientError as exc:
                 log.info("%s: attachment not fetched yet: %s", name, exc)
@@ -277,6 +334,13 @@ class Engine:
             except (ChannelError, ConfigError, OSError, asyncio.TimeoutError) as exc:
                 await asyncio.to_thread(self.store.record_download, item["id"], "",
                                         one_line(str(exc) or type(exc).__name__, 300))
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an adapter bug fails this download, not the engine
+                log.exception("%s: fetching an attachment failed", name)
+                await asyncio.to_thread(self.store.record_download, item["id"], "",
+                                        f"console hit an internal error while fetching it ({type(exc).__name__})")
                 continue
             await asyncio.to_thread(self.store.record_download, item["id"], str(path))
 
@@ -295,6 +359,23 @@ class Engine:
             except asyncio.TimeoutError:
                 pass
 
+    async def run_duty(self, duty, once: bool = False) -> None:
+        """One of the engine's duties (console/duties.py), every `duty.every` seconds; a failure is
+        logged and the duty runs again next time, never taking the engine down."""
+        while not self._stop.is_set():
+            try:
+                await duty.run(self)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a duty's bug must not stop the sync
+                log.exception("the duty %r failed; it runs again in %.0f s", duty.name, duty.every)
+            if once:
+                return
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=duty.every)
+            except asyncio.TimeoutError:
+                pass
+
     # ---- running --------------------------------------------------------------------------------
     async def run(self, once: bool = False) -> dict[str, str]:
         """Run until stopped (or, with `once`, one pull per account and an empty outbox).
@@ -308,11 +389,18 @@ class Engine:
             tasks.append(asyncio.create_task(self.deliver_loop(name, once), name=f"send:{name}"))
         if not once:
             tasks.append(asyncio.create_task(self.housekeeping(), name="housekeeping"))
+        from console.duties import duties_for
+
+        self.duties = duties_for(self.workspace, self.store)
+        for duty in self.duties:
+            tasks.append(asyncio.create_task(self.run_duty(duty, once), name=f"duty:{duty.name}"))
         try:
             await asyncio.gather(*tasks)
             if once:
                 await self.tidy()
         finally:
+            if self._drainer is not None:
+                tasks.append(self._drainer)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -325,3 +413,20 @@ class Engine:
         failed = dict(self.errors)
         failed.update({name: run.error for name, run in self.runs.items() if run.error})
         return failed
+
+
+def _takes_raw(fetch) -> bool:
+    """Whether an adapter's fetch_attachment reads a part out of the kept bytes itself (email)."""
+    import inspect
+
+    return fetch is not None and "raw" in inspect.signature(fetch).parameters
+
+
+async def _from_raw(external_id: str, ref: str, raw: bytes) -> bytes:
+    """An attachment out of a message's kept MIME bytes, for an adapter that cannot read them."""
+    from console.channels.email.mailparse import part_bytes
+
+    data = part_bytes(raw, ref)
+    if data is None:
+        raise PermanentError("the attachment is not in the kept message")
+    return data

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from console.config import demo_config  # noqa: E402
+from console.demo_workspace import furnish  # noqa: E402
 from console.store import Store  # noqa: E402
 from console.sync import Engine  # noqa: E402
 from console.ui.app import ConsoleApp  # noqa: E402
@@ -38,6 +39,7 @@ async def shoot(out: Path, width: int, height: int) -> list[Path]:
             account.raw["chatter"] = False  # a still picture: no new messages while shooting
         store = Store(ws.store_path, ws.default_region)
         await Engine(ws, store).run(once=True)
+        furnish(store, ws.agent)
         app = ConsoleApp(ws, store, engine_args=None)
         written = []
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: free ports, temporary workspaces, and the rule for missing services.
+"""Shared fixtures: stores, the seeded demo workspace, and the rule for missing services.
 
 A test that needs a real server (Dovecot, mbsync...) calls `need_binary()`. On a developer's
 machine without it, the test is skipped with the command that installs it; under CI (the `CI`
@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
-from console.config import WorkspaceConfig, demo_config, parse
+from console.config import demo_config
 from console.store import Store
 from console.sync import Engine
+# Tests import these by name from here as well as from `workspace`.
+from workspace import sync_once, with_open_channel, workspace_from  # noqa: F401
 
 
 def need_binary(name: str, install: str, search: tuple[str, ...] = ()) -> str:
@@ -31,60 +32,11 @@ def need_binary(name: str, install: str, search: tuple[str, ...] = ()) -> str:
     pytest.skip(message)
 
 
-def spec_path(name: str) -> Path:
-    """An API description the fakes validate against: tests/specs/ (see its README), or
-    $CONSOLE_SPECS_DIR when set."""
-    folder = Path(os.environ.get("CONSOLE_SPECS_DIR") or Path(__file__).resolve().parent / "specs")
-    path = folder / name
-    if path.exists():
-        return path
-    message = f"the API description {path} is missing; set CONSOLE_SPECS_DIR to the folder holding {name}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     s = Store(tmp_path / "console.db")
     yield s
     s.close()
-
-
-def sync_once(ws: WorkspaceConfig, store: Store) -> dict[str, str]:
-    """One engine pass over the workspace's accounts (pull until drained, then the outbox), as
-    `console sync --once` does; returns the accounts that failed."""
-    return asyncio.run(Engine(ws, store).run(once=True))
-
-
-def with_open_channel(ws: WorkspaceConfig, work):
-    """Run `await work(channel)` on the workspace's first account's adapter, then close it."""
-    from console.channels import open_channel
-
-    async def go():
-        channel = open_channel(ws.accounts[0], ws)
-        try:
-            return await work(channel)
-        finally:
-            await channel.close()
-
-    return asyncio.run(go())
-
-
-def workspace_from(text: str, tmp_path: Path) -> WorkspaceConfig:
-    """A workspace config from TOML text, with its data dir inside tmp_path."""
-    config_path = tmp_path / "config.toml"
-    config_path.write_text(text)
-    config_path.chmod(0o600)
-    ws = parse(text, config_path)
-    ws.data_dir = tmp_path / "data"
-    return ws
 
 
 # ---- the demo workspace, for the app's Pilot tests ---------------------------------------------
@@ -95,6 +47,9 @@ def seeded_demo(tmp_path_factory) -> Path:
     ws = quiet(demo_config(base))
     store = Store(ws.store_path)
     asyncio.run(Engine(ws, store).run(once=True))
+    from console.demo_workspace import furnish
+
+    furnish(store, ws.agent)
     store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     return ws.store_path

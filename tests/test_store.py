@@ -132,6 +132,26 @@ def test_send_recorded_after_the_pull_saw_it_keeps_one_copy(store):
     assert [e.body for e in store.timeline(1)] == ["hello", "hi"]
 
 
+def test_a_send_recorded_as_another_replys_message_deletes_nothing_and_is_left_for_a_person(store):
+    """An adapter that names an id already recorded for another reply (issue 15) must not make the
+    store delete that reply: this send becomes 'unknown' with a sentence, the other stays as it was."""
+    store.apply_pull("a", PullResult([msg("1", ANN_SMS)]))
+    first = store.enqueue_reply(1, "a", "sms", "Thanks!")
+    [out] = store.claim_due(["a"])
+    store.record_sent(out, SendResult("SM1", "delivered"))
+    second = store.enqueue_reply(1, "a", "sms", "Thanks!")
+    [again] = store.claim_due(["a"])
+    assert again.taken_external_ids == frozenset({"SM1"})
+
+    store.record_sent(again, SendResult("SM1", "sent"))
+
+    rows = {r["id"]: r for r in store.db.query("SELECT * FROM message")}
+    assert (rows[first]["external_id"], rows[first]["status"]) == ("SM1", "delivered")
+    assert rows[second]["status"] == "unknown" and rows[second]["external_id"].startswith("local:")
+    assert "SM1" in rows[second]["status_detail"] and "check whether" in rows[second]["status_detail"]
+    assert [r["state"] for r in store.db.query("SELECT state FROM outbox ORDER BY id")] == ["sent", "failed"]
+
+
 def test_opted_out_identity_cannot_be_enqueued(store):
     store.apply_pull("a", PullResult([msg("1", ANN_SMS)], opt_outs=[OptOutChange(ANN_SMS, True)]))
     with pytest.raises(OptedOut):

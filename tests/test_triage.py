@@ -105,19 +105,35 @@ def test_templates_are_stored_in_the_workspace(shop):
     assert shop.delete_template("ready") and shop.templates() == {}
 
 
-def test_presence_shows_other_live_processes_only(shop):
+def test_presence_is_a_heartbeat_that_expires(shop):
+    """Another console shows while its heartbeat is fresh; one that stopped beating is forgotten
+    after PRESENCE_EXPIRY, and this console never sees itself."""
+    from console.store import triage
+
     tom = customer_of(shop, "tom@example.com")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    shop.set_presence("ben", 4242, tom, "replying", host="ben-laptop")
+    shop.set_presence("me", 777, None, host="my-box")
+    seen = shop.presence(exclude_pid=777, agent="me")
+    assert [(p.agent, p.customer_id, p.activity) for p in seen] == [("ben", tom, "replying")]
+    with shop.db.write() as conn:  # ben's console went quiet a while ago
+        conn.execute("UPDATE presence SET updated_at = updated_at - ? WHERE agent = 'ben'", (triage.PRESENCE_EXPIRY + 1,))
+    assert shop.presence(exclude_pid=777, agent="me") == []
+
+
+def test_a_dead_console_of_this_host_is_forgotten_at_the_next_heartbeat(shop):
+    tom = customer_of(shop, "tom@example.com")
+    other = subprocess.Popen([sys.executable, "-c", "pass"])
+    other.wait()  # a console that was killed: its process is gone, its row is still fresh
+    shop.set_presence("me", other.pid, tom, "replying", host="this-box")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        shop.set_presence("ben", other.pid, tom, "replying")
-        shop.set_presence("ana", 1_000_000_000 % 4_000_000 + 3_000_000, tom)  # no such process
-        shop.set_presence("me", 12345678 % 999 + 1, None)
-        seen = shop.presence(exclude_pid=12345678 % 999 + 1)
-        assert [(p.agent, p.customer_id, p.activity) for p in seen] == [("ben", tom, "replying")]
+        shop.set_presence("ana", alive.pid, tom, "viewing", host="this-box")
+        shop.set_presence("me", 999_999_999 % 4_000_000 + 1, None, host="this-box")  # the new console's beat
+        seen = shop.presence(exclude_pid=999_999_999 % 4_000_000 + 1, agent="me")
+        assert [(p.agent, p.activity) for p in seen] == [("ana", "viewing")]
     finally:
-        other.kill()
-        other.wait()
-    assert shop.presence(exclude_pid=12345678 % 999 + 1) == []
+        alive.kill()
+        alive.wait()
 
 
 def test_search_words_and_filters(shop):

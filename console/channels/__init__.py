@@ -1,8 +1,9 @@
 """Channel adapters: one module per account kind, each speaking one service's protocol.
 
-A module `console.channels.<kind>` exposes `configure(account: AccountConfig, workspace:
-WorkspaceConfig) -> Channel`, which validates its keys (raising `account.error(...)`) and returns an
-adapter. Adding a channel is adding one module here; nothing else changes.
+The account kind's catalog entry (console.channels.catalog) names its module, which exposes
+`configure(account: AccountConfig, workspace: WorkspaceConfig) -> Channel`: it validates its keys
+(raising `account.error(...)`) and returns an adapter. Adding a channel is one module here, its
+catalog entry, and its fake under tests/fakes/; nothing else changes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ __all__ = ["Channel", "open_channel"]
 
 def open_channel(account: "AccountConfig", workspace: "WorkspaceConfig") -> Channel:
     """Build the adapter for one configured account. Raises ConfigError for bad settings."""
-    module = importlib.import_module(f"console.channels.{account.kind}")
+    from console.channels import catalog
+
+    module = importlib.import_module(catalog.account_kind(account.kind).module)
     channel = module.configure(account, workspace)
     unknown = account.unknown_keys()
     if unknown:

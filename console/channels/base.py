@@ -19,7 +19,10 @@ class Channel(Protocol):
     - `reconcile(out)` is asked after a crash left a send in doubt (the outbox says "sending"):
       return the SendResult if the service already has the message, None if it certainly does
       not. Raise NotImplementedError if the service cannot tell; the engine then never resends
-      automatically and asks the user.
+      automatically and asks the user. Never answer with one of `out.taken_external_ids` (other
+      replies' messages); among look-alikes pick by console.channels.reconcile.closest_after.
+    - Before sending, check the length with `catalog.enforce_length` (console.channels.catalog),
+      so that a refusal is what the composer showed.
     - `check()` tests the connection and credentials; returns a short description.
     """
 

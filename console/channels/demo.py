@@ -17,15 +17,21 @@ import random
 import time
 from dataclasses import dataclass
 
-from console.demo_data import ANSWERS, ITEMS, DAYS, NEW_QUESTIONS, Dataset, DemoMessage, Person, build
-from console.model import (CHANNEL_IDENTITY_KIND, InboundMessage, OptOutChange, Outgoing, PermanentError,
-                           PullResult, SendResult, StatusUpdate)
+from console.demo_data import ANSWERS, ITEMS, DAYS, NEW_QUESTIONS, Dataset, DemoMessage, Person, build, demo_pdf
+from console.channels import catalog
+from console.model import (Address, InboundMessage, OptOutChange, Outgoing, PermanentError, PullResult, SendResult,
+                           StatusUpdate)
 
 BATCH = 500
-DEMO_CHANNELS = ("email", "sms", "whatsapp", "telegram", "instagram", "messenger")
-# One dataset per (seed, anchor) for every demo account of the process.
+CHATTER_EVERY = (90.0, 240.0)  # seconds between two new questions from made-up customers
+CHATTER_OPEN = 4  # at most this many of them waiting for an answer at once
+DEMO_CHANNELS = catalog.account_kind("demo").channels
+# The made-up service lives in this process: one dataset per (seed, anchor) for every demo account,
+# and what each account sent, so that an engine restarted in the same process reconciles its sends
+# (after a real crash the service is gone too, and sending again harms nobody).
 _DATASETS: dict[tuple[int, float], Dataset] = {}
 _ANCHORS: dict[int, float] = {}  # seed -> the anchor the first demo account of this process chose
+_SENT: dict[tuple[int, str], dict[str, tuple[Address, SendResult]]] = {}  # (seed, account) -> key -> send
 
 
 def dataset(seed: int, anchor: float) -> Dataset:
@@ -33,6 +39,17 @@ def dataset(seed: int, anchor: float) -> Dataset:
     if key not in _DATASETS:
         _DATASETS[key] = build(seed, anchor)
     return _DATASETS[key]
+
+
+def world(seed: int) -> Dataset:
+    """The people and messages the demo accounts with `seed` pull from in this process. A message
+    appended to its `messages` is what a made-up customer writes next (the contract tests do)."""
+    return dataset(seed, _ANCHORS.setdefault(seed, float(int(time.time()))))
+
+
+def sent_to(seed: int, account: str, peer: Address) -> list[str]:
+    """External ids of what the demo account sent to `peer`, oldest first: the service's side."""
+    return [result.external_id for to, result in _SENT.get((seed, account), {}).values() if to == peer]
 
 
 def configure(account, workspace) -> "DemoChannel":
@@ -73,8 +90,12 @@ class DemoChannel:
         self.poll_interval, self.chatter, self.reply_delay = poll_interval, chatter, reply_delay
         self._rng = random.Random(f"{seed}:{account}:{time.time()}")
         self._pending: list[_Pending] = []
-        self._sent: dict[str, SendResult] = {}  # idempotency key -> result, for reconcile
+        self._sent = _SENT.setdefault((seed, account), {})  # idempotency key -> (recipient, result)
         self._serial = 0
+        # Chatter is lively but bounded: a new question every few minutes at most, and never more
+        # than CHATTER_OPEN of them unanswered at once (a reply to that customer counts).
+        self._next_question = time.time() + self._rng.uniform(20, 60)
+        self._asking: set[str] = set()
 
     # ---- the contract ---------------------------------------------------------------------------
     async def pull(self, cursor: str | None) -> PullResult:
@@ -103,20 +124,28 @@ class DemoChannel:
                 result.messages.append(item.message)
             if item.status:
                 result.status_updates.append(item.status)
-        if self.chatter and self._rng.random() < 0.15:
+        if self.chatter and now >= self._next_question and len(self._asking) < CHATTER_OPEN:
             state["live"] += 1
-            result.messages.append(self._new_question(data, state))
+            question = self._new_question(data, state)
+            self._asking.add(question.peer.address)
+            result.messages.append(question)
+            self._next_question = now + self._rng.uniform(*CHATTER_EVERY)
         result.cursor = json.dumps(state)
         return result
 
     async def send(self, out: Outgoing) -> SendResult:
         if out.channel not in self.channels:
             raise PermanentError(f"the demo account '{self.account}' does not carry {out.channel}")
-        if CHANNEL_IDENTITY_KIND.get(out.channel) != out.to.kind:
+        if catalog.channel(out.channel).identity_kind != out.to.kind:
             raise PermanentError(f"cannot send {out.channel} to a {out.to.kind} address")
+        if not out.body.strip() and not out.options.get("template"):
+            raise PermanentError("the demo cannot send an empty message", "empty")
+        if not out.options.get("template"):
+            catalog.enforce_length(out.channel, out.body)  # the same limits as the real services
         self._serial += 1
+        self._asking.discard(out.to.address)
         result = SendResult(f"demo-{out.idempotency_key or out.outbox_id}", "sent", sent_at=time.time())
-        self._sent[out.idempotency_key] = result
+        self._sent[out.idempotency_key] = (out.to, result)
         now = time.time()
         self._pending.append(_Pending(now + min(2.0, self.reply_delay),
                                       status=StatusUpdate(result.external_id, "delivered")))
@@ -132,29 +161,15 @@ class DemoChannel:
         return result
 
     async def fetch_attachment(self, external_id: str, ref: str) -> bytes:
-        """A small, valid one-page PDF standing in for the demo's quotes and price lists."""
+        """A small, valid PDF standing in for the demo's quotes and price lists."""
         if not ref.startswith("demo:"):
             raise PermanentError("not a demo attachment")
-        title = ref[5:].replace("(", "").replace(")", "").replace("\\", "")
-        stream = f"BT /F1 18 Tf 72 720 Td (Crumb & Co. Bakery - {title}) Tj ET".encode()
-        objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-                   b"/Resources << /Font << /F1 5 0 R >> >> >>",
-                   b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
-                   b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-        out, offsets = b"%PDF-1.4\n", []
-        for number, body in enumerate(objects, 1):
-            offsets.append(len(out))
-            out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-        xref = len(out)
-        out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-        out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-        out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-        return out
+        return demo_pdf(ref[5:])
 
     async def reconcile(self, out: Outgoing) -> SendResult | None:
         # The demo "service" lives in this process: after a crash it certainly has nothing.
-        return self._sent.get(out.idempotency_key)
+        found = self._sent.get(out.idempotency_key)
+        return found[1] if found else None
 
     async def check(self) -> str:
         return f"demo: {', '.join(self.channels)} (no network)"
@@ -166,9 +181,9 @@ class DemoChannel:
     def _inbound(self, person: Person, m: DemoMessage) -> InboundMessage:
         return InboundMessage(
             external_id=m.external_id, thread_key=m.thread_key, channel=m.channel, direction=m.direction,
-            peer=person.address(m.channel), sent_at=m.at, body=m.body, subject=m.subject,
+            peer=m.sender or person.address(m.channel), sent_at=m.at, body=m.body, subject=m.subject,
             attachments=list(m.attachments), status="delivered" if m.direction == "out" else None,
-            peer_links=person.links(m.channel))
+            peer_links=() if m.sender else person.links(m.channel))
 
     def _new_question(self, data: Dataset, state: dict) -> InboundMessage:
         people = [p for p in data.people if set(p.channels) & set(self.channels)]

@@ -25,8 +25,8 @@ reply among the replies to that newest status.
 
 Known limits: a status federated late from another server gets an id from its *creation* time,
 so if it arrives after a newer conversation moved the cursor past it, it is not seen (Mastodon's
-own conversation list has the same order). Lengths are counted in code points, which can only
-over-count Mastodon's grapheme clusters.
+own conversation list has the same order). Lengths are counted by the catalog's Mastodon entry, in
+code points, which can only over-count Mastodon's grapheme clusters.
 
 The access token travels in the Authorization header only; it never appears in an error message
 or a log line.
@@ -43,22 +43,20 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from console.channels import catalog
 from console.channels.httpbase import TokenHttp
+from console.channels.reconcile import closest_after
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.htmltext import html_to_text
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, Outgoing,
                            PermanentError, PullResult, SendResult, TransientError)
 
 KIND = "mastodon"
-MAX_CHARACTERS = 500  # Mastodon's default; instances may allow more (`max_characters`)
 PAGE = 40  # /api/v1/conversations accepts a limit of at most 40
-URL_LENGTH = 23  # every URL counts as 23 characters, whatever its length
 
 _MENTION_LINK = re.compile(r"<a\b[^>]*\bclass=\"[^\"]*\bmention\b[^\"]*\"[^>]*>(.*?)</a>", re.S | re.I)
 _LEADING_MENTION = re.compile(r"^\s*@([A-Za-z0-9_]+)(?:@[A-Za-z0-9.-]+)?[\s,:]*")
 _ACCT = re.compile(r"^@?([A-Za-z0-9_]+(?:@[A-Za-z0-9.-]+)?)$")
-_URL = re.compile(r"https?://\S+")
-_MENTION = re.compile(r"@([A-Za-z0-9_]+)@[A-Za-z0-9.-]+")
 
 
 def configure(account: AccountConfig, workspace: WorkspaceConfig) -> "MastodonChannel":
@@ -71,7 +69,9 @@ def configure(account: AccountConfig, workspace: WorkspaceConfig) -> "MastodonCh
         instance_url=url,
         poll_interval=account.float("poll_interval", 30.0),
         timeout=account.float("timeout", 30.0, minimum=1.0),
-        max_characters=account.int("max_characters", MAX_CHARACTERS, minimum=1, maximum=1_000_000),
+        # Mastodon's default is the catalog's; instances may allow more.
+        max_characters=account.int("max_characters", catalog.channel(KIND).length.limit, minimum=1,
+                                   maximum=1_000_000),
     )
 
 
@@ -93,10 +93,11 @@ def _epoch(value: Any) -> float:
     return time.time()
 
 
-def status_length(text: str) -> int:
-    """Characters as Mastodon counts them: a URL is 23, a remote mention counts its user part only."""
-    text = _URL.sub("x" * URL_LENGTH, text)
-    return len(_MENTION.sub(r"@\1", text))
+def _unaddressed(text: str) -> str:
+    """A reply's text without the one @-mention `send()` puts first, whitespace folded: what the
+    agent wrote (which may itself start with a mention)."""
+    match = _LEADING_MENTION.match(text)
+    return " ".join((text[match.end():] if match else text).split())
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -123,11 +124,11 @@ class MastodonChannel(TokenHttp):
     channels = ("mastodon",)
 
     def __init__(self, account: str, token: Secret | str, *, instance_url: str, poll_interval: float = 30.0,
-                 timeout: float = 30.0, max_characters: int = MAX_CHARACTERS):
+                 timeout: float = 30.0, max_characters: int | None = None):
         self.account = account
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self.max_characters = max_characters
+        self.max_characters = max_characters or catalog.channel(KIND).length.limit
         self._secret = token
         self._token: str | None = token if isinstance(token, str) else None
         self._base = instance_url.rstrip("/")
@@ -303,11 +304,8 @@ class MastodonChannel(TokenHttp):
         if not out.body.strip():
             raise PermanentError("Mastodon cannot send an empty message", "empty")
         acct = await self._acct(out.to)
+        catalog.enforce_length(KIND, out.body, catalog.LengthSettings(self.max_characters, acct))
         text = f"@{acct} {out.body}"
-        length = status_length(text)
-        if length > self.max_characters:
-            raise PermanentError(f"The message is {length} characters long with the @{acct} mention; this Mastodon "
-                                 f"server allows at most {self.max_characters}. Shorten it or split it.", "too_long")
         params: dict[str, Any] = {"status": text, "visibility": "direct"}
         if out.thread_external_ids:
             params["in_reply_to_id"] = out.thread_external_ids[-1]
@@ -325,12 +323,17 @@ class MastodonChannel(TokenHttp):
         parent = out.thread_external_ids[-1]
         context = await self.request("GET", f"/api/v1/statuses/{parent}/context", "checking an interrupted send")
         wanted = " ".join(out.body.split())
-        for status in (context.get("descendants") or []) if isinstance(context, dict) else []:
-            if (str((status.get("account") or {}).get("id")) == str(me["id"])
-                    and str(status.get("in_reply_to_id")) == parent
-                    and wanted in " ".join(html_to_text(status.get("content") or "").split())):
-                return SendResult(external_id=str(status["id"]), status="sent", sent_at=_epoch(status.get("created_at")))
-        return None
+        candidates = [  # descendants come oldest first
+            status for status in ((context.get("descendants") or []) if isinstance(context, dict) else [])
+            if isinstance(status, dict)
+            and str((status.get("account") or {}).get("id")) == str(me["id"])
+            and str(status.get("in_reply_to_id")) == parent
+            and str(status.get("id")) not in out.taken_external_ids
+            and _unaddressed(html_to_text(status.get("content") or "")) == wanted]
+        found = closest_after(candidates, out.created_at or time.time(), lambda s: _epoch(s.get("created_at")))
+        if found is None:
+            return None
+        return SendResult(external_id=str(found["id"]), status="sent", sent_at=_epoch(found.get("created_at")))
 
     # ---- the rest -----------------------------------------------------------------------------
     async def check(self) -> str:

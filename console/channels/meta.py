@@ -6,10 +6,14 @@ Inbound comes from polling the Conversations API (no webhook, no public URL). Fo
 newest first (`paging.next`); those whose `updated_time` moved past the cursor are read with
 `GET /{conversation-id}?fields=messages{id,created_time,from,to,message,attachments}` (newest first,
 following `paging.next` back to the cursor). The cursor is per platform: the newest `updated_time`
-handed to the store and the conversation ids seen at exactly that second (Graph times have
-one-second precision). Changed conversations are handled oldest first, 25 a pull (`more` for the
-rest), so the cursor only moves over work the store has. The first sync reads the conversations
-of the last `history_days` (default 7: older ones can no longer be answered anyway).
+handed to the store, the conversation ids and message ids seen at exactly that second (Graph times
+have one-second precision), and when that was read. Changed conversations are handled oldest
+first, 25 a pull (`more` for the rest), so the cursor only moves over work the store has; a
+message older than the cursor, or of its second and already handed over, is not handed over again.
+A message can still arrive in the cursor's very second after it was read, without moving the
+conversation's `updated_time`: until a read has happened `BOUNDARY_SLACK` seconds after that
+second (clocks differ), the conversations of that second are read again. The first sync reads the
+conversations of the last `history_days` (default 7: older ones can no longer be answered anyway).
 
 Instagram hands over only the 20 most recent messages of a conversation; a conversation that got
 more than 20 messages between two pulls loses the earlier ones, and the pull says so in its
@@ -47,7 +51,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from console.channels import catalog
 from console.channels.httpbase import TokenHttp, scrub_httpx_logs
+from console.channels.reconcile import closest_after
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, InDoubtError, Outgoing,
                            PermanentError, PullResult, SendResult, TransientError)
@@ -59,11 +65,8 @@ PLATFORMS = ("messenger", "instagram")
 CONVERSATIONS_PER_PULL = 25
 MESSAGE_PAGES = 10  # at most this many pages of one conversation's messages per pull
 INSTAGRAM_MESSAGE_CAP = 20
-MESSENGER_TEXT = 2000  # characters
-INSTAGRAM_TEXT_BYTES = 1000  # UTF-8 bytes
-RESPONSE_WINDOW = 24 * 3600
-HUMAN_AGENT_WINDOW = 7 * 24 * 3600
 MESSAGE_FIELDS = "messages{id,created_time,from,to,message,attachments}"
+BOUNDARY_SLACK = 120  # seconds after the cursor's second when no message of that second can still come
 
 RATE_LIMIT_CODES = {4, 17, 32, 613, 80001, 80006}
 TRANSIENT_CODES = {1, 2, 1200}
@@ -297,29 +300,41 @@ class MetaChannel(TokenHttp):
                                "or set instagram = false")
                 continue
             mark = state.get(platform)
-            floor = float(mark["t"]) if mark else time.time() - self.history_days * 86400
+            now = time.time()
+            floor = float(mark["t"]) if mark else now - self.history_days * 86400
             seen = set(mark.get("ids", [])) if mark else set()
-            changed = await self._changed(platform, floor, seen)
+            handed = set(mark.get("mids", [])) if mark else set()
+            settled = not mark or float(mark.get("read", 0)) >= floor + BOUNDARY_SLACK
+            changed, boundary = await self._changed(platform, floor, seen)
             batch = changed[:CONVERSATIONS_PER_PULL]
             more = more or len(changed) > len(batch)
-            for _, conv_id in batch:
+            again = [] if settled else boundary  # read once more each pull, until the second is long past
+            at_newest: set[str] = set()
+            newest = batch[-1][0] if batch else floor
+            for conv_id in again + [conv_id for _, conv_id in batch]:
                 found, capped = await self._messages(platform, conv_id, us, floor)
+                if mark:  # what the store already has is not handed over again
+                    found = [m for m in found if m.sent_at > floor or (m.sent_at == floor and m.external_id not in handed)]
                 messages += found
+                at_newest |= {m.external_id for m in found if m.sent_at == newest}
                 if capped and mark:
                     who = next((m.peer.display_name for m in found if m.direction == "in"), "a customer")
                     notices.append(f"Instagram only hands over the 20 most recent messages of a conversation; "
                                    f"earlier messages from {who} since the last sync may be missing")
-            if batch:
-                newest = batch[-1][0]
-                ids = sorted({cid for t, cid in batch if t == newest} | (seen if mark and float(mark["t"]) == newest else set()))
-                state[platform] = {"t": newest, "ids": ids}
+            if batch or again:
+                same = bool(mark) and float(mark["t"]) == newest
+                state[platform] = {"t": newest, "ids": sorted({cid for t, cid in batch if t == newest} | (seen if same else set())),
+                                   "mids": sorted(at_newest | (handed if same else set())), "read": now}
                 moved = True
         return PullResult(messages, cursor=json.dumps(state, sort_keys=True) if moved else None, more=more,
                           notice="; ".join(notices))
 
-    async def _changed(self, platform: str, floor: float, seen: set[str]) -> list[tuple[float, str]]:
-        """(updated_time, id) of the conversations that moved past the cursor, oldest first."""
+    async def _changed(self, platform: str, floor: float,
+                       seen: set[str]) -> tuple[list[tuple[float, str]], list[str]]:
+        """(updated_time, id) of the conversations that moved past the cursor, oldest first; and the
+        ids of those seen at the cursor's own second (which may have changed within it)."""
         found: list[tuple[float, str]] = []
+        boundary: list[str] = []
         path: str | None = f"{self.page_id}/conversations"
         params: dict[str, Any] | None = {"platform": platform, "fields": "id,updated_time", "limit": 25}
         while path:
@@ -329,11 +344,13 @@ class MetaChannel(TokenHttp):
                 if updated is None or "id" not in item:
                     continue
                 if updated < floor:
-                    return sorted(found)  # the list is newest first: the rest is older still
+                    return sorted(found), boundary  # the list is newest first: the rest is older still
                 if updated > floor or str(item["id"]) not in seen:
                     found.append((updated, str(item["id"])))
+                else:
+                    boundary.append(str(item["id"]))
             path, params = (body.get("paging") or {}).get("next"), None
-        return sorted(found)
+        return sorted(found), boundary
 
     async def _messages(self, platform: str, conv_id: str, us: str,
                         floor: float) -> tuple[list[InboundMessage], bool]:
@@ -415,28 +432,25 @@ class MetaChannel(TokenHttp):
             raise PermanentError(f"This account does not carry {platform} (instagram = false)", "channel")
         if not text.strip():
             raise PermanentError("Meta cannot send an empty message", "empty")
-        if platform == "messenger" and len(text) > MESSENGER_TEXT:
-            raise PermanentError(f"The message is {len(text)} characters long; Messenger allows at most "
-                                 f"{MESSENGER_TEXT}. Shorten it or split it.", "too_long")
-        if platform == "instagram" and len(text.encode()) > INSTAGRAM_TEXT_BYTES:
-            raise PermanentError(f"The message is {len(text.encode())} bytes long; Instagram allows at most "
-                                 f"{INSTAGRAM_TEXT_BYTES} (accents and emoji take several). Shorten it.", "too_long")
+        catalog.enforce_length(platform, text)  # Messenger: 2,000 characters; Instagram: 1,000 UTF-8 bytes
         _, last_in, _ = await self._last_from_customer(platform, out.to.address)
         if last_in is None:
             raise PermanentError("The customer has not written to the Page here, and Meta only allows answering "
                                  "a customer's message", "no_window")
-        age = time.time() - last_in
+        now = time.time()
+        window = catalog.window_state(platform, last_in, now)
         params: dict[str, Any] = {"recipient": {"id": out.to.address}, "message": {"text": text}}
-        if age <= RESPONSE_WINDOW:
+        if window.free_text:
             params["messaging_type"] = "RESPONSE"
-        elif age <= HUMAN_AGENT_WINDOW:
+        elif window.human_agent:
             if out.options.get("tag") != "HUMAN_AGENT":
-                raise PermanentError(f"The customer last wrote {_ago(age)}, outside Meta's 24-hour window; a "
-                                     f"HUMAN_AGENT reply is possible until {_when(last_in + HUMAN_AGENT_WINDOW)}",
-                                     "window")
+                raise PermanentError(f"The customer last wrote {_ago(now - last_in)}, outside Meta's {window.hours}-hour "
+                                     f"window; a HUMAN_AGENT reply is possible until "
+                                     f"{_when(now + (window.human_agent_left or 0))}", "window")
             params.update(messaging_type="MESSAGE_TAG", tag="HUMAN_AGENT")
         else:
-            raise PermanentError(f"The customer last wrote {_ago(age)}; more than 7 days: Meta does not allow a reply",
+            raise PermanentError(f"The customer last wrote {_ago(now - last_in)}; more than "
+                                 f"{catalog.channel(platform).human_agent_days} days: Meta does not allow a reply",
                                  "window_closed")
         sent = await self.request("POST", f"{self.page_id}/messages", "sending a reply", json_body=params, sends=True)
         if not sent.get("message_id"):
@@ -448,17 +462,24 @@ class MetaChannel(TokenHttp):
         platform = out.channel if out.channel in PLATFORMS else out.to.kind
         us = await self._us(platform)
         _, _, recent = await self._last_from_customer(platform, out.to.address)
-        known = set(out.thread_external_ids)
-        written = getattr(out, "created_at", 0.0) or 0.0
+        # Not the thread's ids: a copy of this very reply may already be stored by a pull (the store
+        # merges it); only another reply's message is certainly not this one.
+        known = out.taken_external_ids
+        written = out.created_at or time.time()
+        candidates = []
         for msg in recent:  # newest first
             if str((msg.get("from") or {}).get("id")) != us:
                 break  # the customer wrote after it: anything of ours before is older
             at = _epoch(msg.get("created_time")) or 0.0
-            if written and at < written - 120:
+            if at < written - 120:
                 break  # older than the reply itself (two minutes allowed for clock differences)
             if msg.get("message") == out.body and str(msg.get("id")) not in known:
-                return SendResult(external_id=str(msg["id"]), status="sent", sent_at=_epoch(msg.get("created_time")))
-        return None
+                candidates.append(msg)
+        candidates.reverse()
+        found = closest_after(candidates, written, lambda m: _epoch(m.get("created_time")) or 0.0)
+        if found is None:
+            return None
+        return SendResult(external_id=str(found["id"]), status="sent", sent_at=_epoch(found.get("created_time")))
 
     # ---- the rest -----------------------------------------------------------------------------
     async def check(self) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from console.channels import catalog
 from console.channels.httpbase import TokenHttp, scrub_httpx_logs
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.model import (Address, Attachment, AuthError, ChannelError, InboundMessage, Outgoing,
@@ -29,7 +30,6 @@ from console.model import (Address, Attachment, AuthError, ChannelError, Inbound
 
 KIND = "telegram"
 DEFAULT_API = "https://api.telegram.org"
-MAX_TEXT = 4096  # Bot API: 1-4096 characters after entities parsing (counted in UTF-16 units)
 MAX_UPDATES = 100  # getUpdates accepts a limit of 1-100
 ALLOWED_UPDATES = ["message", "edited_message", "business_message", "edited_business_message"]
 
@@ -62,10 +62,6 @@ def configure(account: AccountConfig, workspace: WorkspaceConfig) -> "TelegramCh
         poll_interval=account.float("poll_interval", 1.0),
         timeout=account.float("timeout", 30.0, minimum=1.0),
     )
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _person(user: dict[str, Any]) -> str:
@@ -280,10 +276,7 @@ class TelegramChannel(TokenHttp):
         text = out.body
         if not text.strip():
             raise PermanentError("Telegram cannot send an empty message", "empty")
-        length = _utf16_len(text)
-        if length > MAX_TEXT:
-            raise PermanentError(f"The message is {length} characters long; Telegram allows at most {MAX_TEXT}. "
-                                 "Shorten it or split it into several messages.", "too_long")
+        catalog.enforce_length("telegram", text)  # 1-4096 characters after entities parsing, in UTF-16 units
         try:
             chat_id: int | str = int(out.to.address)
         except ValueError:

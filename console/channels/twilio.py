@@ -47,10 +47,11 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from console.config import AccountConfig, Secret, WorkspaceConfig
-from console.model import (FINAL_DELIVERY_STATES, REPLY_WINDOW_HOURS, Address, Attachment, AuthError,
+from console.channels import catalog
+from console.model import (FINAL_DELIVERY_STATES, Address, Attachment, AuthError,
                            ChannelError, InboundMessage, InDoubtError, OptOutChange, Outgoing, PermanentError, PullResult,
                            SendResult, StatusUpdate, TransientError)
-from console.sms import segment_info
+from console.channels.reconcile import closest_after
 
 KIND = "twilio"
 DEFAULT_API = "https://api.twilio.com"
@@ -66,8 +67,7 @@ RECONCILE_HOURS = 24  # how far back a send in doubt is looked for when its star
 CLOCK_SLACK = 120  # seconds of clock difference tolerated between us and Twilio
 
 # Twilio's default opt-out handling on long codes and toll-free numbers (SMS only).
-OPT_OUT_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
-OPT_IN_WORDS = {"START", "YES", "UNSTOP"}
+_SMS_OPT_OUT = catalog.channel("sms").opt_out
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -430,7 +430,7 @@ class TwilioChannel:
                         decided.add(msg.peer.address)
                         result.opt_outs.append(change)
                 elif m.sid in watch:
-                    self._follow(m, watch, result)
+                    self._follow(m.sid, m, watch, result)
             if reached or not page.next_page_url:
                 break
             sweep["next"] = page.next_page_url
@@ -455,16 +455,19 @@ class TwilioChannel:
         result.cursor = json.dumps(state, separators=(",", ":"))
         return result
 
-    def _follow(self, m, watch: dict[str, list], result: PullResult) -> None:
-        """A watched outbound message seen again: report a status that moved forward."""
+    def _follow(self, sid: str, m, watch: dict[str, list], result: PullResult) -> None:
+        """A watched outbound message `sid` seen again: report a status that moved forward. An
+        answer about another message says nothing about this one (a peer can mix answers up)."""
+        if m.sid != sid:
+            return
         status = _STATUS.get(m.status or "") or "unknown"
-        before = watch[m.sid][0]
+        before = watch[sid][0]
         if _RANK.get(status, -1) > _RANK.get(before, -1):
             detail = delivery_detail(m.error_code, m.error_message) if status in ("failed", "undelivered") else ""
-            result.status_updates.append(StatusUpdate(m.sid, status, detail))
-            watch[m.sid][0] = status
+            result.status_updates.append(StatusUpdate(sid, status, detail))
+            watch[sid][0] = status
         if status in FINAL_DELIVERY_STATES:
-            del watch[m.sid]
+            del watch[sid]
 
     def _follow_rest(self, watch: dict[str, list], on_page: set[str], result: PullResult, now: float) -> None:
         """Watched messages the pages did not show: drop the stale ones, fetch a few of the rest."""
@@ -479,7 +482,7 @@ class TwilioChannel:
                     del watch[sid]
                     continue
                 raise
-            self._follow(m, watch, result)
+            self._follow(sid, m, watch, result)
 
     async def fetch_attachment(self, external_id: str, ref: str) -> bytes:
         """The bytes of an MMS or WhatsApp media item (`ref` is its Twilio media URL)."""
@@ -552,10 +555,7 @@ class TwilioChannel:
             return params
         if not out.body.strip():
             raise PermanentError("Twilio cannot send an empty message", "empty")
-        if out.channel == "sms":
-            info = segment_info(out.body)
-            if not info.sendable:
-                raise PermanentError(f"The message is {info.reason}; shorten it or split it.", "too_long")
+        catalog.enforce_length(out.channel, out.body)
         params["body"] = out.body
         return params
 
@@ -572,8 +572,7 @@ class TwilioChannel:
         if params.get("from_"):
             query["to"] = params["from_"]
         newest = next(iter(self._api().messages.page(**query)), None)
-        hours = REPLY_WINDOW_HOURS["whatsapp"]
-        return newest is not None and (_epoch(newest.date_created) or 0) >= time.time() - hours * 3600
+        return newest is not None and catalog.window_state("whatsapp", _epoch(newest.date_created)).free_text
 
     async def send(self, out: Outgoing) -> SendResult:
         params = self._params(out)
@@ -622,16 +621,17 @@ class TwilioChannel:
                 for m in page:
                     created = _epoch(m.date_created) or 0
                     oldest = created
-                    if created < since or (m.direction or "") == "inbound":
-                        continue
+                    if created < since or (m.direction or "") == "inbound" or m.sid in out.taken_external_ids:
+                        continue  # (an identical reply already recorded is another reply's message)
                     if not self._is_ours(m) and not params.get("messaging_service_sid"):
                         continue
                     if template or (m.body or "") == params["body"]:
-                        candidates.append((created, m))
+                        candidates.append(m)
                 if oldest is None or oldest < since:
                     break
                 page = page.next_page()
-            return min(candidates, key=lambda c: c[0])[1] if candidates else None
+            candidates.reverse()  # the list is newest first
+            return closest_after(candidates, started, lambda m: _epoch(m.date_created) or 0)
 
         found = await self._call("checking whether a message was sent", look)
         return self._result(found, out.channel) if found is not None else None
@@ -684,9 +684,9 @@ def _opt_change(msg: InboundMessage) -> OptOutChange | None:
     if msg.direction != "in" or msg.channel != "sms":
         return None
     word = msg.body.strip().upper()
-    if word in OPT_OUT_WORDS:
+    if word in _SMS_OPT_OUT.stop_words:
         return OptOutChange(msg.peer, True)
-    if word in OPT_IN_WORDS:
+    if word in _SMS_OPT_OUT.start_words:
         return OptOutChange(msg.peer, False)
     return None
 

@@ -15,10 +15,11 @@ from console.store.db import Database, StoreError
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
 from console.store.rawfile import RawFile
+from console.store.lists import STATUSES, ListFilter, ListRow, ListsMixin, refresh_lists
+from console.store.queries import AccountState, IdentityRow, QueryMixin, TimelineEntry
 from console.store.search import SearchCancelled, SearchHit, SearchMixin, SearchSyntaxError
 from console.store.searchindex import SearchIndex
 from console.store.triage import CustomerCard, Note, Presence, Suggestion, TriageMixin
-from console.store.queries import STATUSES, AccountState, IdentityRow, ListFilter, ListRow, QueryMixin, TimelineEntry
 
 __all__ = [
     "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
@@ -26,9 +27,9 @@ __all__ = [
 ]
 
 
-class Store(IngestMixin, OutboxMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin):
+class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin):
     def __init__(self, path: Path | str, region: str = "US"):
-        self.db = Database(path)
+        self.db = Database(path, before_commit=(refresh_lists,))
         self.raw = RawFile(Path(path))
         self.region = region
         if str(path) == ":memory:":  # the indexer cannot open an in-memory workspace: it shares this connection

@@ -1,15 +1,18 @@
 """Export and import: the whole workspace as JSON lines, a complete, re-importable backup.
 
 One object per line with a "type" field (customer, identity, conversation, message, cursor, and
-the triage data: tag, note, draft, template), in
-an order that import can apply line by line. Raw email bytes are base64, inside their message
-(from the raw file, console/store/rawfile.py). Import is idempotent:
+the triage data: tag, note, draft, template), in an order that import can apply line by line.
+Raw email bytes are base64, inside their message (from the raw file, console/store/rawfile.py).
+The last line says how many records of each type came before it and their SHA-256: an export
+cut short (a full disk, a dropped connection, `head`) is recognised, and import applies a file
+all or nothing, in one transaction, only once the last line has matched. Import is idempotent:
 rows already present (same ids / same account + external id) are left alone.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import sqlite3
 from typing import IO, Iterator
@@ -52,6 +55,8 @@ class BackupMixin:
     def export_lines(self, since: float | None = None) -> Iterator[str]:
         """Yield JSON lines. With `since`, only conversations with activity since then (and the
         customers, identities and messages they need)."""
+        checksum = hashlib.sha256()
+        counts: dict[str, int] = {}
         with self.db.read() as conn:
             conv_filter = "" if since is None else "WHERE last_message_at >= :since"
             conv_ids = f"SELECT id FROM conversation {conv_filter}"
@@ -77,24 +82,42 @@ class BackupMixin:
                         data = self.raw.get(row["raw_sha"])  # the bytes travel inside the export
                         if data is not None:
                             record["raw"] = {"base64": base64.b64encode(data).decode("ascii")}
-                    yield json.dumps({"type": table, **record}, ensure_ascii=False)
+                    line = json.dumps({"type": table, **record}, ensure_ascii=False)
+                    checksum.update(line.encode("utf-8") + b"\n")
+                    counts[table] = counts.get(table, 0) + 1
+                    yield line
+        yield json.dumps({"type": "end", "counts": counts, "sha256": checksum.hexdigest()})
 
     def import_lines(self, stream: IO[str]) -> dict[str, int]:
-        """Apply an export. Returns how many rows of each type were added."""
+        """Apply an export, all or nothing. Returns how many rows of each type were added."""
         added = {table: 0 for table, _ in _TABLES}
         columns = {
             table: [r[1] for r in self.db.query(f"PRAGMA table_info({table})")] for table, _ in _TABLES
         }
         blobs: dict[str, bytes] = {}
+        checksum = hashlib.sha256()
+        seen: dict[str, int] = {}
+        ended = False
+        number = 0
         with self.db.write() as conn:
             for number, line in enumerate(stream, 1):
                 if not line.strip():
                     continue
+                if ended:
+                    raise BackupError(f"line {number}: records after the export's last line")
                 try:
                     obj = json.loads(line)
                     table = obj.pop("type")
-                except (ValueError, KeyError, AttributeError):
+                except (ValueError, KeyError, AttributeError, TypeError):
                     raise BackupError(f"line {number}: not an export record") from None
+                if table == "end":
+                    if obj.get("sha256") != checksum.hexdigest() or obj.get("counts") != seen:
+                        raise BackupError(f"line {number}: the records before do not match the export's own count "
+                                          "and checksum (a damaged or edited file)")
+                    ended = True
+                    continue
+                checksum.update(line.rstrip("\n").encode("utf-8") + b"\n")
+                seen[table] = seen.get(table, 0) + 1
                 if table not in columns:
                     raise BackupError(f"line {number}: unknown record type {table!r}")
                 values = {}
@@ -117,5 +140,7 @@ class BackupMixin:
                 except sqlite3.Error as exc:
                     raise BackupError(f"line {number}: {exc}") from None
                 added[table] += cur.rowcount
+            if not ended:
+                raise BackupError(f"the export stops after line {number} without its last line (cut short?)")
             self.raw.put(blobs)  # committed before the messages that name them
         return added

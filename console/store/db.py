@@ -1,4 +1,13 @@
-"""Opening a workspace's SQLite file: pragmas, migrations and write transactions."""
+"""Opening a workspace's SQLite file: pragmas, migrations, connections and write transactions.
+
+Each thread gets a connection of its own (WAL mode lets readers go on while a writer writes), so
+a read in one thread never waits behind another thread's write, nor behind the sync engine's.
+Writes go through `write()`, which opens the transaction with BEGIN IMMEDIATE: in WAL mode a
+deferred transaction that reads and then writes fails at once under contention. Hooks registered
+with `before_commit` run inside every write transaction just before it commits (the conversation
+list's precomputed rows are refreshed that way, so no write path can forget them); `after_commit`
+hooks run once it has (the search index wakes its indexer).
+"""
 
 from __future__ import annotations
 
@@ -12,44 +21,86 @@ from typing import Callable, Iterator
 
 from console.store.schema import MIGRATIONS, SCHEMA_VERSION
 
+BUSY_TIMEOUT_MS = 10_000
+
 
 class StoreError(Exception):
     """The workspace file cannot be used; the message says why and what to do."""
 
 
 class Database:
-    """One connection to the workspace, usable from any thread (calls are serialised).
+    """The workspace file, reachable from any thread (a connection per thread)."""
 
-    Writes go through `write()`, which opens the transaction with BEGIN IMMEDIATE: in WAL mode a
-    deferred transaction that reads and then writes fails at once under contention.
-    """
-
-    def __init__(self, path: Path | str, readonly: bool = False):
+    def __init__(self, path: Path | str, readonly: bool = False,
+                 before_commit: tuple[Callable[[sqlite3.Connection], None], ...] = ()):
         self.path = Path(path)
-        if str(path) != ":memory:":
+        self._memory = str(path) == ":memory:"
+        if not self._memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.conn = sqlite3.connect(
-                str(path), timeout=10.0, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the workspace {path}: {exc}") from None
-        self.conn.row_factory = sqlite3.Row
-        self.lock = threading.RLock()
+        self.before_commit = list(before_commit)
+        self._local = threading.local()
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._connections_lock = threading.Lock()
+        self._autocheckpoint = True
         self._checkpointer: threading.Thread | None = None
         self._checkpointer_stop = threading.Event()
         self._wrote = threading.Event()  # set by each commit while the checkpointer runs
+        # One lock per process for write transactions: threads of one process queue here rather
+        # than in SQLite's busy handler, which sleeps in steps and would add latency.
+        self.lock = threading.RLock()
         # Called after each commit of `write()` (the search index wakes its indexer with it).
         self.after_commit: list[Callable[[], None]] = []
         try:
-            self.conn.execute("PRAGMA busy_timeout = 10000")
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = NORMAL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
+            conn = self.conn
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            self.conn.close()
+            self.close()
             raise StoreError(f"{path} is not a usable console workspace ({exc})") from None
+        del conn
+
+    # ---- connections ----------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(str(self.path) if not self._memory else ":memory:", timeout=BUSY_TIMEOUT_MS / 1000,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the workspace {self.path}: {exc}") from None
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not self._autocheckpoint:
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        return conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (an in-memory database has one, shared)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            with self._connections_lock:
+                if self._memory and self._connections:
+                    conn = self._connections[0][1]
+                else:
+                    self._close_orphans()
+                    conn = self._connect()
+                    self._connections.append((threading.current_thread(), conn))
+            self._local.conn = conn
+        return conn
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended (short-lived worker threads)."""
+        alive = []
+        for thread, conn in self._connections:
+            if thread.is_alive():
+                alive.append((thread, conn))
+            else:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+        self._connections = alive
 
     def _migrate(self) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
@@ -68,17 +119,24 @@ class Database:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    # ---- transactions ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
         with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            if conn.in_transaction:  # a write inside a write of this thread: one transaction
+                yield conn
+                return
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self.conn
+                yield conn
+                for hook in self.before_commit:
+                    hook(conn)
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK")
                 raise
             else:
-                self.conn.execute("COMMIT")
+                conn.execute("COMMIT")
                 if self._checkpointer is not None:
                     self._wrote.set()
                 for hook in self.after_commit:
@@ -87,25 +145,26 @@ class Database:
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A consistent snapshot for several queries."""
-        with self.lock:
-            self.conn.execute("BEGIN")
-            try:
-                yield self.conn
-            finally:
-                self.conn.execute("COMMIT")
+        conn = self.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
 
     def query(self, sql: str, params: tuple | list | dict = ()) -> list[sqlite3.Row]:
-        with self.lock:
-            return self.conn.execute(sql, params).fetchall()
+        return self.conn.execute(sql, params).fetchall()
 
     def query_one(self, sql: str, params: tuple | list | dict = ()) -> sqlite3.Row | None:
-        with self.lock:
-            return self.conn.execute(sql, params).fetchone()
+        return self.conn.execute(sql, params).fetchone()
 
     def data_version(self) -> int:
-        """Changes when another connection commits: a cheap way to notice other processes."""
-        with self.lock:
-            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+        """Changes when another connection commits: a cheap way to notice other processes (and
+        other threads of this one, which have connections of their own)."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     # ---- checkpoints away from the writer ------------------------------------------------------
     def checkpoint_in_background(self, every: float = 0.5) -> None:
@@ -113,17 +172,22 @@ class Database:
         back into the database file themselves (SQLite's auto-checkpoint, which also waits for
         an fsync); a thread with its own connection does it after commits, at most every `every`
         seconds, while the writer goes on. A first sync of a large mailbox spent about a quarter
-        of its time in those checkpoints (bench/README.md). Other processes keep SQLite's default; nothing changes for
-        durability (synchronous=NORMAL in WAL mode never fsyncs a commit), and if this thread
-        stops, the WAL only grows until the next checkpoint by anyone."""
-        if self._checkpointer is not None or str(self.path) == ":memory:":
+        of its time in those checkpoints (bench/README.md). Other processes keep SQLite's default;
+        nothing changes for durability (synchronous=NORMAL in WAL mode never fsyncs a commit), and
+        if this thread stops, the WAL only grows until the next checkpoint by anyone."""
+        if self._checkpointer is not None or self._memory:
             return
         self._checkpointer_stop.clear()
-        with self.lock:
-            self.conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self._set_autocheckpoint(False)
         thread = threading.Thread(target=self._checkpoints, args=(every,), name="sqlite-checkpoint", daemon=True)
         self._checkpointer = thread
         thread.start()
+
+    def _set_autocheckpoint(self, on: bool) -> None:
+        self._autocheckpoint = on
+        with self._connections_lock:
+            for _, conn in self._connections:
+                conn.execute(f"PRAGMA wal_autocheckpoint = {1000 if on else 0}")  # 1000: SQLite's default
 
     def _checkpoints(self, every: float) -> None:
         background_thread()
@@ -151,13 +215,18 @@ class Database:
         self._checkpointer_stop.set()
         self._wrote.set()
         thread.join()
-        with self.lock:
-            self.conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default
+        self._set_autocheckpoint(True)
 
     def close(self) -> None:
         self.stop_background_checkpoints()
-        with self.lock:
-            self.conn.close()
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for _, conn in connections:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
 
 
 def now() -> float:

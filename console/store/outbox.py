@@ -18,6 +18,11 @@ from console.store.ingest import _after_message
 from console.sanitize import one_line
 
 
+# How long before a reply was written another reply's external id still counts as taken for it:
+# every adapter looks for a send in doubt from its created_at on (minus minutes for clocks).
+TAKEN_LOOKBACK = 86400.0
+
+
 class OptedOut(Exception):
     """The recipient identity opted out; nothing may be sent to it."""
 
@@ -27,11 +32,12 @@ class OutboxMixin:
 
     def enqueue_reply(self, identity_id: int, account: str, channel: str, body: str, subject: str = "",
                       author: str = "", conversation_id: int | None = None,
-                      options: dict[str, str] | None = None, delay: float = 0.0) -> int:
+                      options: dict[str, str] | None = None, delay: float = 0.0, new_thread: bool = False) -> int:
         """Write a reply and its outbox row in one transaction; returns the message id.
 
         The reply joins `conversation_id` when it is this account's thread with this identity,
-        otherwise the latest such thread, otherwise a new one.
+        otherwise the latest such thread, otherwise a new one; with `new_thread` (a new email on
+        a subject of its own) always a new one.
         """
         at = now()
         with self.db.write() as conn:
@@ -46,7 +52,7 @@ class OutboxMixin:
                     "SELECT * FROM conversation WHERE id = ? AND account = ? AND identity_id = ? AND channel = ?",
                     (conversation_id, account, identity_id, channel),
                 ).fetchone()
-            if conv is None:
+            if conv is None and not new_thread:
                 conv = conn.execute(
                     """SELECT * FROM conversation WHERE account = ? AND identity_id = ? AND channel = ?
                        ORDER BY last_message_at DESC LIMIT 1""",
@@ -89,6 +95,24 @@ class OutboxMixin:
                              (message_id,))
         return bool(done)
 
+    def last_pending_send(self, author: str, accounts: list[str] | None = None) -> dict | None:
+        """The newest reply of `author` still waiting in the outbox (its send delay not over): what
+        `U` takes back, found in the store, so it works after a restart too."""
+        row = self.db.query_one(
+            """SELECT o.message_id, o.next_try_at, c.customer_id, cu.name, m.channel, m.body
+               FROM outbox o JOIN message m ON m.id = o.message_id JOIN conversation c ON c.id = m.conversation_id
+               JOIN customer cu ON cu.id = c.customer_id
+               WHERE o.state = 'pending' AND m.author = ? AND o.attempts = 0 ORDER BY o.id DESC LIMIT 1""",
+            (author,))
+        return dict(row) if row else None
+
+    def outbox_waiting(self) -> list[dict]:
+        """Replies not delivered yet (pending or in doubt): state, when each is due, for which
+        account. What quitting the app says about."""
+        return [dict(r) for r in self.db.query(
+            """SELECT o.id, o.account, o.state, o.next_try_at, m.channel FROM outbox o JOIN message m ON m.id = o.message_id
+               WHERE o.state IN ('pending', 'sending') ORDER BY o.next_try_at""")]
+
     def _outgoing(self, conn: sqlite3.Connection, row: sqlite3.Row) -> Outgoing:
         msg = conn.execute(
             """SELECT m.*, c.thread_key, c.subject AS conversation_subject, i.kind AS id_kind, i.address AS id_address, i.display_name AS id_name
@@ -101,6 +125,15 @@ class OutboxMixin:
                ORDER BY sent_at""",
             (msg["conversation_id"], msg["id"]),
         ).fetchall()
+        # Through the customer's conversations (indexed), then each one's messages by time.
+        taken = conn.execute(
+            """SELECT m.external_id FROM conversation c
+               JOIN message m ON m.conversation_id = c.id AND m.sent_at >= ?
+               JOIN outbox o ON o.message_id = m.id
+               WHERE c.customer_id = (SELECT customer_id FROM identity WHERE id = ?) AND c.identity_id = ?
+                 AND c.account = ? AND m.id != ? AND m.external_id NOT LIKE 'local:%'""",
+            (row["created_at"] - TAKEN_LOOKBACK, msg["identity_id"], msg["identity_id"], row["account"], msg["id"]),
+        ).fetchall()
         return Outgoing(
             outbox_id=row["id"], message_id=msg["id"], account=row["account"], channel=msg["channel"],
             to=Address(msg["id_kind"], msg["id_address"], msg["id_name"]), body=msg["body"],
@@ -109,6 +142,7 @@ class OutboxMixin:
             thread_external_ids=tuple(r["external_id"] for r in earlier),
             options=json.loads(row["options"] or "{}"), attempt=row["attempts"],
             created_at=row["created_at"],
+            taken_external_ids=frozenset(r["external_id"] for r in taken),
         )
 
     def claim_due(self, accounts: list[str], limit: int = 20) -> list[Outgoing]:
@@ -139,9 +173,17 @@ class OutboxMixin:
             return []
         marks = ",".join("?" * len(accounts))
         with self.db.read() as conn:
+            # In the order they were written: an earlier reply is matched first (console.channels.reconcile).
             rows = conn.execute(f"""SELECT * FROM outbox WHERE state = 'sending' AND next_try_at <= ?
-                                    AND account IN ({marks})""", (now(), *accounts)).fetchall()
+                                    AND account IN ({marks}) ORDER BY id""", (now(), *accounts)).fetchall()
             return [self._outgoing(conn, row) for row in rows]
+
+    def still_in_doubt(self, outbox_id: int) -> Outgoing | None:
+        """One send in doubt as the store knows it now (with the ids other replies took since the
+        list was read), or None when it was settled meanwhile."""
+        with self.db.read() as conn:
+            row = conn.execute("SELECT * FROM outbox WHERE id = ? AND state = 'sending'", (outbox_id,)).fetchone()
+            return self._outgoing(conn, row) if row is not None else None
 
     def next_due_at(self, accounts: list[str]) -> float | None:
         if not accounts:
@@ -152,15 +194,24 @@ class OutboxMixin:
         )
         return row["t"] if row else None
 
-    def record_sent(self, out: Outgoing, result: SendResult) -> None:
+    def record_sent(self, out: Outgoing, result: SendResult) -> bool:
+        """Record what the channel answered. False when the answer names a message that is already
+        another reply of ours: nothing is deleted, this send is left 'unknown' for a person."""
         with self.db.write() as conn:
             # The channel's own pull may have stored this very message already (e.g. found in the
             # Sent folder before we recorded the send): keep ours, drop the copy.
             twin = conn.execute(
-                "SELECT id, conversation_id, status, status_detail FROM message "
-                "WHERE account = ? AND external_id = ? AND id != ?",
+                "SELECT m.id, m.conversation_id, m.status, m.status_detail, o.id AS outbox_id FROM message m "
+                "LEFT JOIN outbox o ON o.message_id = m.id WHERE m.account = ? AND m.external_id = ? AND m.id != ?",
                 (out.account, result.external_id, out.message_id),
             ).fetchone()
+            if twin is not None and twin["outbox_id"] is not None:
+                # Not a pulled copy: another reply's own message (an identical earlier reply taken
+                # for this one). Guessing either way could send twice or lose a reply.
+                detail = (f"the service named message {result.external_id} as this reply, but that is another reply "
+                          "already sent; check whether this one arrived before sending it again")
+                _fail(conn, out, detail, "unknown")
+                return False
             status, detail = result.status, result.detail
             # The pulled copy may already know a later status than the send's answer ("delivered"
             # after "queued"): a status never moves backwards.
@@ -185,6 +236,7 @@ class OutboxMixin:
                 )
             conn.execute("UPDATE outbox SET state = 'sent', last_error = '', updated_at = ? WHERE id = ?",
                          (now(), out.outbox_id))
+        return True
 
     def record_checking(self, out: Outgoing, error: str, next_check_at: float) -> None:
         """A send in doubt that could not be checked yet: it stays 'sending' and is asked about later."""
@@ -215,10 +267,7 @@ class OutboxMixin:
 
     def record_failed(self, out: Outgoing, error: str, opted_out: bool = False, status: str = "failed") -> None:
         with self.db.write() as conn:
-            conn.execute("UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? WHERE id = ?",
-                         (error, now(), out.outbox_id))
-            conn.execute("UPDATE message SET status = ?, status_detail = ? WHERE id = ?",
-                         (status, error, out.message_id))
+            _fail(conn, out, error, status)
             if opted_out:
                 conn.execute(
                     """UPDATE identity SET opted_out = 1, opted_out_at = ?
@@ -237,3 +286,10 @@ class OutboxMixin:
             if done:
                 conn.execute("UPDATE message SET status = 'queued', status_detail = '' WHERE id = ?", (message_id,))
         return bool(done)
+
+
+def _fail(conn: sqlite3.Connection, out: Outgoing, error: str, status: str) -> None:
+    """The send is over without a known result: never tried again unless a person asks."""
+    conn.execute("UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? WHERE id = ?",
+                 (error, now(), out.outbox_id))
+    conn.execute("UPDATE message SET status = ?, status_detail = ? WHERE id = ?", (status, error, out.message_id))

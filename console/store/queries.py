@@ -1,42 +1,15 @@
-"""What the UI reads and the intents it writes: list pages, timelines, statuses, account states."""
+"""What the UI reads and the intents it writes about conversations: timelines, reply targets,
+statuses, account states. The list itself is console/store/lists.py."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from console.store.rawfile import RawFile
 from console.store.db import Database, now
+from console.store.lists import STATUSES
 
-STATUSES = ("open", "waiting", "snoozed", "done")
-
-
-@dataclass(frozen=True)
-class ListFilter:
-    status: str = "open"
-    channel: str | None = None
-    by_customer: bool = True
-    assignee: str | None = None
-    tag: str | None = None
-    # A row (customer id, or conversation id per thread) that stays listed under this tab after
-    # its status moved, so replying to a customer does not whisk them away mid-conversation.
-    keep: int | None = None
-
-
-@dataclass
-class ListRow:
-    key: int  # customer id (grouped) or conversation id (per thread)
-    customer_id: int
-    conversation_id: int
-    name: str
-    channels: tuple[str, ...]
-    subject: str
-    preview: str
-    since: float  # waiting since (open), last message (others)
-    last_direction: str
-    threads: int = 1
-    assignee: str | None = None
-    snooze_until: float | None = None
 
 
 @dataclass
@@ -75,124 +48,12 @@ class AccountState:
     progress: tuple[int, int] | None
 
 
-def _order(status: str, grouped: bool) -> tuple[str, str]:
-    """(aggregate sort key, direction) per status: oldest waiting first for open ones."""
-    if status == "open":
-        # last_inbound_at keeps a just-answered (kept) row where it was.
-        expr = "COALESCE(waiting_since, last_inbound_at, last_message_at)"
-        return (f"MIN({expr})" if grouped else expr), "ASC"
-    if status == "snoozed":
-        return ("MIN(snooze_until)" if grouped else "snooze_until"), "ASC"
-    return ("MAX(last_message_at)" if grouped else "last_message_at"), "DESC"
-
-
 class QueryMixin:
     db: Database
     raw: "RawFile"
 
-    # ---- the conversation list -------------------------------------------------------------
-    @staticmethod
-    def _where(flt: ListFilter, prefix: str = "") -> tuple[str, list]:
-        clauses, params = [], []
-        if flt.channel:
-            clauses.append(f"{prefix}channel = ?")
-            params.append(flt.channel)
-        if flt.assignee:
-            clauses.append(f"{prefix}assignee = ?")
-            params.append(flt.assignee)
-        if flt.tag:
-            clauses.append(f"{prefix}customer_id IN (SELECT customer_id FROM tag WHERE name = ?)")
-            params.append(flt.tag)
-        if flt.keep is None:
-            where = " AND ".join([f"{prefix}status = ?", *clauses])
-            return where, [flt.status, *params]
-        key = "customer_id" if flt.by_customer else "id"
-        # The kept row shows the conversations it had under this tab and the ones that just left it.
-        status = f"({prefix}status = ? OR ({prefix}{key} = ? AND {prefix}status != 'done'))"
-        if flt.status == "done":
-            status = f"({prefix}status = ? OR {prefix}{key} = ?)"
-        return " AND ".join([status, *clauses]), [flt.status, flt.keep, *params]
-
-    def count_rows(self, flt: ListFilter) -> int:
-        where, params = self._where(flt)
-        what = "COUNT(DISTINCT customer_id)" if flt.by_customer else "COUNT(*)"
-        return self.db.query_one(f"SELECT {what} FROM conversation WHERE {where}", params)[0]
-
-    def status_counts(self, flt: ListFilter) -> dict[str, int]:
-        """Rows per status tab, with the same channel/assignee filter."""
-        counts = {}
-        for status in STATUSES:
-            counts[status] = self.count_rows(replace(flt, status=status, keep=None))
-        if flt.keep is not None:
-            counts["listed"] = self.count_rows(flt)
-        return counts
-
-    def list_rows(self, flt: ListFilter, offset: int, limit: int) -> list[ListRow]:
-        where, params = self._where(flt)
-        cwhere, _ = self._where(flt, "c.")
-        key, direction = _order(flt.status, flt.by_customer)
-        if flt.by_customer:
-            keys = self.db.query(
-                f"""SELECT customer_id, {key} AS since FROM conversation WHERE {where}
-                    GROUP BY customer_id ORDER BY since {direction}, customer_id LIMIT ? OFFSET ?""",
-                (*params, limit, offset),
-            )
-            if not keys:
-                return []
-            ids = [r["customer_id"] for r in keys]
-            marks = ",".join("?" * len(ids))
-            convs = self.db.query(
-                f"""SELECT c.*, cu.name AS customer_name FROM conversation c JOIN customer cu ON cu.id = c.customer_id
-                    WHERE c.customer_id IN ({marks}) AND {cwhere}
-                    ORDER BY c.last_message_at DESC""",
-                (*ids, *params),
-            )
-            per_customer: dict[int, list] = {}
-            for conv in convs:
-                per_customer.setdefault(conv["customer_id"], []).append(conv)
-            rows = []
-            for k in keys:
-                group = per_customer.get(k["customer_id"])
-                if not group:
-                    continue
-                latest = group[0]
-                channels = tuple(dict.fromkeys(c["channel"] for c in group))
-                rows.append(self._row(k["customer_id"], latest, channels, k["since"], len(group)))
-            return rows
-        convs = self.db.query(
-            f"""SELECT c.*, cu.name AS customer_name, {key} AS since FROM conversation c
-                JOIN customer cu ON cu.id = c.customer_id WHERE {cwhere}
-                ORDER BY since {direction}, c.id LIMIT ? OFFSET ?""",
-            (*params, limit, offset),
-        )
-        return [self._row(c["id"], c, (c["channel"],), c["since"], 1) for c in convs]
-
-    def row_for(self, customer_id: int, conversation_id: int | None = None) -> ListRow | None:
-        """A list row for one customer (e.g. a search hit), whatever tab they are under."""
-        conv = self.db.query_one(
-            f"""SELECT c.*, cu.name AS customer_name FROM conversation c JOIN customer cu ON cu.id = c.customer_id
-                WHERE c.customer_id = ? {'AND c.id = ?' if conversation_id is not None else ''}
-                ORDER BY c.last_message_at DESC LIMIT 1""",
-            (customer_id,) if conversation_id is None else (customer_id, conversation_id))
-        if conv is None:
-            return None
-        return self._row(customer_id, conv, (conv["channel"],), conv["waiting_since"], 1)
-
-    @staticmethod
-    def _row(key: int, conv, channels: tuple[str, ...], since: float | None, threads: int) -> ListRow:
-        last_dir = "in" if (conv["last_inbound_at"] or 0) >= (conv["last_outbound_at"] or 0) else "out"
-        return ListRow(
-            key=key, customer_id=conv["customer_id"], conversation_id=conv["id"], name=conv["customer_name"],
-            channels=channels, subject=conv["subject"], preview=conv["preview"],
-            since=since if since is not None else conv["last_message_at"], last_direction=last_dir,
-            threads=threads, assignee=conv["assignee"], snooze_until=conv["snooze_until"],
-        )
-
     def count_messages(self) -> int:
         return self.db.query_one("SELECT COUNT(*) FROM message")[0]
-
-    def channels_in_use(self) -> list[str]:
-        return [r[0] for r in self.db.query("SELECT DISTINCT channel FROM conversation ORDER BY channel")]
 
     # ---- one customer -----------------------------------------------------------------------
     def customer_name(self, customer_id: int) -> str:
@@ -207,31 +68,58 @@ class QueryMixin:
 
     def timeline(self, customer_id: int, limit: int = 300) -> list[TimelineEntry]:
         """The customer's latest messages across every channel, oldest first."""
+        return self.timeline_page(customer_id, limit)[0]
+
+    def timeline_page(self, customer_id: int, limit: int | None = 300,
+                      before: tuple[float, int] | None = None) -> tuple[list[TimelineEntry], bool]:
+        """Up to `limit` of the customer's messages (all with None) older than `before` (sent at,
+        id) or the newest ones, oldest first; and whether older ones remain."""
+        clause, params = "", [customer_id]
+        if before is not None:
+            clause = "AND (m.sent_at < ? OR (m.sent_at = ? AND m.id < ?))"
+            params += [before[0], before[0], before[1]]
         rows = self.db.query(
-            """SELECT m.id, m.conversation_id, m.account, m.channel, m.direction, m.sent_at, m.subject, m.body,
+            f"""SELECT m.id, m.conversation_id, m.account, m.channel, m.direction, m.sent_at, m.subject, m.body,
                       m.status, m.status_detail, m.author, m.attachments, m.edited, i.address
                FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN identity i ON i.id = m.identity_id
-               WHERE c.customer_id = ? ORDER BY m.sent_at DESC, m.id DESC LIMIT ?""",
-            (customer_id, limit),
+               WHERE c.customer_id = ? {clause} ORDER BY m.sent_at DESC, m.id DESC LIMIT ?""",
+            (*params, -1 if limit is None else limit + 1),
         )
-        return [
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if more else rows
+        entries = [
             TimelineEntry(r["id"], r["conversation_id"], r["account"], r["channel"], r["direction"], r["sent_at"],
                           r["subject"], r["body"], r["status"], r["status_detail"], r["author"],
                           json.loads(r["attachments"]) if r["attachments"] else [], bool(r["edited"]), r["address"])
             for r in reversed(rows)
         ]
+        return entries, more
 
-    def reply_targets(self, customer_id: int) -> list[dict]:
-        """Where a reply to this customer can go: (account, channel, identity), last used first."""
+    def reply_targets(self, customer_id: int, prefer: int | None = None, prefer_first: bool = False) -> list[dict]:
+        """Where a reply to this customer can go: (account, channel, identity), last used first.
+
+        Each target answers its latest thread, or the conversation `prefer` when it is one of its
+        threads (the thread the user has selected); with `prefer_first` that target comes first."""
         rows = self.db.query(
             """SELECT c.account, c.channel, c.identity_id, MAX(c.last_inbound_at) AS last_in, MAX(c.last_message_at) AS last,
-                      i.address, i.opted_out, MAX(c.id) AS conversation_id
+                      i.address, i.opted_out, i.kind, i.display_name, MAX(c.id) AS conversation_id,
+                      MAX(CASE WHEN c.id = ? THEN 1 ELSE 0 END) AS preferred
                FROM conversation c JOIN identity i ON i.id = c.identity_id
-               WHERE c.customer_id = ? GROUP BY c.account, c.channel, c.identity_id
+               WHERE c.customer_id = ? GROUP BY c.account, c.channel, c.identity_id, i.address, i.opted_out, i.kind,
+                        i.display_name
                ORDER BY COALESCE(MAX(c.last_inbound_at), 0) DESC, MAX(c.last_message_at) DESC""",
-            (customer_id,),
+            (prefer, customer_id),
         )
-        return [dict(r) for r in rows]
+        targets = []
+        for r in rows:
+            target = dict(r)
+            if target.pop("preferred"):
+                target["conversation_id"] = prefer
+                target["preferred"] = True
+            targets.append(target)
+        if prefer_first:
+            targets.sort(key=lambda t: not t.get("preferred"))
+        return targets
 
     def message_raw(self, message_id: int) -> bytes | None:
         """The message as the service sent it (an email's MIME bytes), when it was kept."""

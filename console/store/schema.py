@@ -264,6 +264,54 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "INSERT INTO meta (key, value) VALUES ('search_index', lower(hex(randomblob(16))))",
     ],
+    # 7: the conversation list precomputed (console/store/lists.py): one row per status, channel
+    # ('' = all) and customer, and the counts per tab; triggers note which customers changed, and
+    # the store refreshes their rows before each commit.
+    [
+        """CREATE TABLE list_row (
+            status TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            customer_id INTEGER NOT NULL,
+            since REAL NOT NULL,
+            conversation_id INTEGER NOT NULL,
+            threads INTEGER NOT NULL,
+            PRIMARY KEY (status, channel, customer_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX list_row_order ON list_row (status, channel, since, customer_id)",
+        "CREATE INDEX list_row_customer ON list_row (customer_id)",
+        """CREATE TABLE list_count (
+            status TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            customers INTEGER NOT NULL,
+            threads INTEGER NOT NULL,
+            PRIMARY KEY (status, channel)
+        ) WITHOUT ROWID""",
+        "CREATE TABLE list_dirty (customer_id INTEGER PRIMARY KEY)",
+        """CREATE TRIGGER list_conversation_insert AFTER INSERT ON conversation BEGIN
+            INSERT OR IGNORE INTO list_dirty (customer_id) VALUES (new.customer_id);
+        END""",
+        """CREATE TRIGGER list_conversation_update AFTER UPDATE OF status, customer_id, channel, waiting_since,
+               last_inbound_at, last_message_at, snooze_until ON conversation BEGIN
+            INSERT OR IGNORE INTO list_dirty (customer_id) VALUES (new.customer_id);
+            INSERT OR IGNORE INTO list_dirty (customer_id) VALUES (old.customer_id);
+        END""",
+        """CREATE TRIGGER list_conversation_delete AFTER DELETE ON conversation BEGIN
+            INSERT OR IGNORE INTO list_dirty (customer_id) VALUES (old.customer_id);
+        END""",
+        # Per-thread lists read the conversation table in each tab's order.
+        """CREATE INDEX conversation_open_order ON conversation
+            (status, COALESCE(waiting_since, last_inbound_at, last_message_at), id)""",
+        "CREATE INDEX conversation_latest ON conversation (status, last_message_at)",
+        # A customer's conversations by status, newest first: the refresh's lookups stay per customer
+        # (with only the index above, SQLite walked every conversation of a status for each row).
+        "DROP INDEX conversation_customer",
+        "CREATE INDEX conversation_customer ON conversation (customer_id, status, last_message_at)",
+        "CREATE INDEX conversation_assignee ON conversation (assignee, status)",
+        # Presence by heartbeat, with the host, so a console can forget its own host's dead ones.
+        "ALTER TABLE presence ADD COLUMN host TEXT NOT NULL DEFAULT ''",
+        # Existing workspaces: every customer's rows are computed once, by the first commit.
+        "INSERT INTO list_dirty (customer_id) SELECT DISTINCT customer_id FROM conversation",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,13 +8,13 @@ import os
 import re
 from dataclasses import dataclass
 
-import phonenumbers
-
 from console.store.db import Database, now
 # Search moved to console/store/search.py; the UI imports these from here.
 from console.store.search import SearchHit, SearchSyntaxError, matching_line, parse_search  # noqa: F401
 
 TAG_RE = re.compile(r"^[\w][\w./-]{0,39}$")
+PRESENCE_HEARTBEAT = 5.0  # seconds between a console's presence writes
+PRESENCE_EXPIRY = 15.0  # a console silent this long is gone
 
 
 @dataclass
@@ -113,7 +113,10 @@ class TriageMixin:
         last = self.db.query_one(
             "SELECT MAX(last_outbound_at) AS out_at, MAX(last_inbound_at) AS in_at FROM conversation WHERE customer_id = ?",
             (customer_id,))
-        first = self.db.query_one("SELECT MIN(created_at) FROM identity WHERE customer_id = ?", (customer_id,))[0]
+        # First seen: the customer's first message, on any channel (not when this store learnt of them).
+        first = self.db.query_one(
+            """SELECT MIN(m.sent_at) FROM message m JOIN conversation c ON c.id = m.conversation_id
+               WHERE c.customer_id = ?""", (customer_id,))[0]
         return CustomerCard(customer_id, row["name"], first or row["created_at"], json.loads(row["attributes"] or "{}"),
                             self.tags(customer_id), self.notes(customer_id), per_channel,
                             last["out_at"], last["in_at"])
@@ -131,6 +134,16 @@ class TriageMixin:
     def draft(self, customer_id: int, agent: str) -> str:
         row = self.db.query_one("SELECT body FROM draft WHERE customer_id = ? AND agent = ?", (customer_id, agent))
         return row["body"] if row else ""
+
+    def draft_info(self, customer_id: int, agent: str) -> tuple[str, float] | None:
+        """(text, saved at) of this agent's draft for the customer, if one is kept."""
+        row = self.db.query_one("SELECT body, updated_at FROM draft WHERE customer_id = ? AND agent = ?",
+                                (customer_id, agent))
+        return (row["body"], row["updated_at"]) if row else None
+
+    def draft_customers(self, agent: str) -> set[int]:
+        """Customers this agent has a draft for (marked on their list rows)."""
+        return {r[0] for r in self.db.query("SELECT customer_id FROM draft WHERE agent = ?", (agent,))}
 
     def save_template(self, name: str, body: str) -> None:
         name = name.strip()
@@ -168,26 +181,36 @@ class TriageMixin:
                UNION SELECT DISTINCT author FROM message WHERE author IS NOT NULL AND direction = 'out'""")
         return sorted({r[0] for r in rows if r[0]})
 
-    def set_presence(self, agent: str, pid: int, customer_id: int | None, activity: str = "viewing") -> None:
+    def set_presence(self, agent: str, pid: int, customer_id: int | None, activity: str = "viewing",
+                     host: str = "") -> None:
+        """This console's heartbeat: what it looks at, now. A console repeats it every few
+        seconds (PRESENCE_HEARTBEAT); one that stops (killed, on another machine that lost its
+        network) is forgotten after PRESENCE_EXPIRY, whatever its process id now means."""
+        at = now()
         with self.db.write() as conn:
-            conn.execute("""INSERT INTO presence (agent, pid, customer_id, activity, updated_at) VALUES (?, ?, ?, ?, ?)
+            conn.execute("""INSERT INTO presence (agent, pid, customer_id, activity, updated_at, host)
+                            VALUES (?, ?, ?, ?, ?, ?)
                             ON CONFLICT (agent, pid) DO UPDATE SET customer_id = excluded.customer_id,
-                                activity = excluded.activity, updated_at = excluded.updated_at""",
-                         (agent, pid, customer_id, activity, now()))
-            for row in conn.execute("SELECT agent, pid FROM presence").fetchall():
-                if not _alive(row["pid"]):
-                    conn.execute("DELETE FROM presence WHERE agent = ? AND pid = ?", (row["agent"], row["pid"]))
+                                activity = excluded.activity, updated_at = excluded.updated_at, host = excluded.host""",
+                         (agent, pid, customer_id, activity, at, host))
+            conn.execute("DELETE FROM presence WHERE updated_at < ?", (at - PRESENCE_EXPIRY * 4,))
+            if host:  # consoles of this host that died without saying goodbye
+                for row in conn.execute("SELECT agent, pid FROM presence WHERE host = ? AND pid != ?",
+                                        (host, pid)).fetchall():
+                    if not _alive(row["pid"]):
+                        conn.execute("DELETE FROM presence WHERE agent = ? AND pid = ?", (row["agent"], row["pid"]))
 
     def clear_presence(self, agent: str, pid: int) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM presence WHERE agent = ? AND pid = ?", (agent, pid))
 
-    def presence(self, exclude_pid: int | None = None) -> list[Presence]:
-        """Who else is looking at or replying to which customer, right now. The agents share one
-        server, so a console that died without saying goodbye is recognised by its process id."""
+    def presence(self, exclude_pid: int | None = None, agent: str | None = None) -> list[Presence]:
+        """Who else is looking at or replying to which customer, right now: consoles whose
+        heartbeat is fresh, but this one (`agent`, `exclude_pid`)."""
         return [Presence(r["agent"], r["customer_id"], r["activity"]) for r in self.db.query(
-            "SELECT agent, pid, customer_id, activity FROM presence WHERE pid IS NOT ? ORDER BY agent, pid",
-            (exclude_pid,)) if _alive(r["pid"])]
+            """SELECT agent, pid, customer_id, activity FROM presence WHERE updated_at >= ?
+               AND NOT (pid IS ? AND agent IS ?) ORDER BY agent, pid""",
+            (now() - PRESENCE_EXPIRY, exclude_pid, agent))]
 
     # ---- attachments fetched by the engine -----------------------------------------------------
     def request_downloads(self, message_id: int, folder: str) -> list[int]:
@@ -296,6 +319,16 @@ class TriageMixin:
             conn.execute("UPDATE merge_log SET undone_at = ? WHERE id = ?", (now(), log_id))
             return "merge undone" if entry["kind"] == "merge" else "split undone"
 
+    def customer_summary(self, customer_id: int) -> dict[str, int]:
+        """How much a customer holds (what a merge would move): conversations, messages, notes, tags."""
+        row = self.db.query_one(
+            """SELECT (SELECT COUNT(*) FROM conversation WHERE customer_id = ?) AS conversations,
+                      (SELECT COALESCE(SUM(message_count), 0) FROM conversation WHERE customer_id = ?) AS messages,
+                      (SELECT COUNT(*) FROM note WHERE customer_id = ?) AS notes,
+                      (SELECT COUNT(*) FROM tag WHERE customer_id = ?) AS tags""",
+            (customer_id,) * 4)
+        return dict(row)
+
     def last_merge(self) -> int | None:
         row = self.db.query_one("SELECT id FROM merge_log WHERE undone_at IS NULL ORDER BY id DESC LIMIT 1")
         return row["id"] if row else None
@@ -329,6 +362,8 @@ class TriageMixin:
         bodies = self.db.query(
             """SELECT m.body FROM message m JOIN conversation c ON c.id = m.conversation_id
                WHERE c.customer_id = ? AND m.direction = 'in' ORDER BY m.sent_at DESC LIMIT 50""", (customer_id,))
+        import phonenumbers  # here: the import is slow, and only the card's suggestions need it
+
         numbers = set()
         for row in bodies:
             for match in phonenumbers.PhoneNumberMatcher(row["body"] or "", self.region,

@@ -9,29 +9,29 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from console.store import CustomerCard, IdentityRow, Suggestion
-from console.ui.render import CHANNEL_NAMES, icon, safe, safe_line, when
-
-KIND_LABELS = {"email": "email", "phone": "phone", "telegram": "Telegram", "instagram": "Instagram",
-               "messenger": "Messenger", "mastodon": "Mastodon"}
+from console.ui.guard import Guarded
+from console.ui.render import channel_icon, channel_name, kind_label, safe, safe_line, when
 
 
-def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: list[Suggestion]) -> Text:
+def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: list[Suggestion],
+                style=lambda name: "") -> Text:
+    """The card as text; `style(name)` gives the theme's style for "bad", "tag" and "suggest"."""
     text = Text()
     text.append_text(safe_line(card.name or "(no name)", 60, style="bold"))
     text.append("\n")
     for ident in identities:
-        text.append(f"{KIND_LABELS.get(ident.kind, ident.kind)}: ", style="dim")
+        text.append(f"{kind_label(ident.kind)}: ", style="dim")
         text.append_text(safe_line(ident.address, 60))
         if ident.display_name and ident.display_name != ident.address:
             text.append(" (")
             text.append_text(safe_line(ident.display_name, 40))
             text.append(")")
         if ident.opted_out:
-            text.append(" opted out", style="bold red")
+            text.append(" opted out", style=style("bad"))
         text.append("\n")
     text.append("\nTags: ", style="bold")
     if card.tags:
-        text.append(" ".join(f"#{t}" for t in card.tags), style="cyan")
+        text.append(" ".join(f"#{t}" for t in card.tags), style=style("tag"))
     else:
         text.append("none (t adds one)", style="dim")
     text.append("\n")
@@ -45,7 +45,7 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
     text.append("\nLast reply ", style="dim")
     text.append(when(card.last_reply_at) if card.last_reply_at else "never")
     text.append("\nMessages ", style="dim")
-    text.append(", ".join(f"{icon(ch)} {CHANNEL_NAMES.get(ch, ch)} {n}" for ch, n in card.per_channel.items())
+    text.append(", ".join(f"{channel_icon(ch)} {channel_name(ch)} {n}" for ch, n in card.per_channel.items())
                 or "none")
     text.append("\n\nNotes", style="bold")
     if not card.notes:
@@ -57,7 +57,7 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
         text.append("\n")
         text.append_text(safe(note.body))
     if suggestions:
-        text.append("\n\nProbably the same person", style="bold yellow")
+        text.append("\n\nProbably the same person", style=style("suggest"))
         for suggestion in suggestions:
             text.append("\n• ")
             text.append_text(safe_line(suggestion.name, 40))
@@ -66,12 +66,20 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
     return text
 
 
-class CardView(VerticalScroll):
+class CardView(Guarded, VerticalScroll):
     """Hidden until toggled; the app fills it when the selection changes."""
+
+    COMPONENT_CLASSES = {"card--bad", "card--tag", "card--suggest"}
+    DEFAULT_CSS = """
+    CardView > .card--bad { color: $error; text-style: bold; }
+    CardView > .card--tag { color: $accent; }
+    CardView > .card--suggest { color: $warning; text-style: bold; }
+    """
 
     def compose(self):
         yield Static(id="card-body")
 
     def show(self, card: CustomerCard | None, identities: list[IdentityRow], suggestions: list[Suggestion]) -> None:
         body = self.query_one("#card-body", Static)
-        body.update(render_card(card, identities, suggestions) if card else Text(""))
+        style = lambda name: self.get_component_rich_style(f"card--{name}", partial=True)  # noqa: E731
+        body.update(render_card(card, identities, suggestions, style) if card else Text(""))

@@ -12,21 +12,37 @@ import time
 
 from rich.text import Text
 
+from console.channels import catalog
 from console.sanitize import clean, one_line
 
-CHANNEL_ICONS = {
-    "email": "✉", "sms": "☎", "whatsapp": "ⓦ", "telegram": "✈", "instagram": "◎",
-    "messenger": "ⓜ", "mastodon": "🐘",
-}
-CHANNEL_NAMES = {
-    "email": "email", "sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram", "instagram": "Instagram",
-    "messenger": "Messenger", "mastodon": "Mastodon",
-}
 STATE_MARKS = {"ok": "●", "syncing": "⟳", "retrying": "⚠", "auth": "⚠", "error": "⚠", "idle": "○"}
 
 
-def icon(channel: str) -> str:
-    return CHANNEL_ICONS.get(channel, "•")
+def channel_icon(channel: str) -> str:
+    return catalog.channel(channel).icon
+
+
+def channel_name(channel: str) -> str:
+    return catalog.channel(channel).name
+
+
+def in_catalog_order(channels) -> list[str]:
+    """Channels in the catalog's order (email, SMS, WhatsApp...): the order of the 1-9 filters."""
+    order = {entry.id: n for n, entry in enumerate(catalog.channels())}
+    return sorted(channels, key=lambda c: (order.get(c, len(order)), c))
+
+
+def kind_label(kind: str) -> str:
+    return catalog.identity(kind).label
+
+
+def identity_label(kind: str, address: str, display_name: str = "", limit: int = 40, icon: bool = True) -> Text:
+    """'✉ maria@example.com', '◎ @maria.bakes' (never Instagram's numeric id when a handle is known)."""
+    entry = catalog.identity(kind)
+    shown = display_name if entry.shown_by_name and display_name else address
+    text = Text(f"{entry.icon} " if icon else "")
+    text.append_text(safe_line(shown, limit))
+    return text
 
 
 def safe(text: str | None, style: str = "") -> Text:
@@ -36,6 +52,12 @@ def safe(text: str | None, style: str = "") -> Text:
 
 def safe_line(text: str | None, limit: int = 200, style: str = "") -> Text:
     return Text(one_line(text, limit), style=style)
+
+
+def clean_body(text: str | None) -> str:
+    """A message body ready to lay out: sanitised, tabs as spaces (a tab's width depends on the
+    terminal, and the layout counts cells)."""
+    return clean(text).expandtabs(4)
 
 
 def age(seconds: float) -> str:

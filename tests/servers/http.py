@@ -1,16 +1,15 @@
-"""The HTTP plumbing of the local fakes: a threaded HTTP/1.1 server on 127.0.0.1 and a free port."""
+"""The HTTP plumbing of the local fakes: a threaded HTTP/1.1 server on a free port of 127.0.0.1."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-from conftest import free_port
-
 
 def serve(handle: Callable[[BaseHTTPRequestHandler, str], None]) -> ThreadingHTTPServer:
-    """Start serving in a daemon thread; every GET and POST goes to `handle(request, method)`."""
+    """Start serving in a daemon thread; every GET, POST and DELETE goes to `handle(request, method)`."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -25,7 +24,10 @@ def serve(handle: Callable[[BaseHTTPRequestHandler, str], None]) -> ThreadingHTT
         def do_POST(self) -> None:
             handle(self, "POST")
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        def do_DELETE(self) -> None:
+            handle(self, "DELETE")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # the OS picks a free port
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
@@ -41,3 +43,16 @@ def stop(server: ThreadingHTTPServer | None) -> None:
     if server is not None:
         server.shutdown()
         server.server_close()
+
+
+_NOT_LISTENING: list[socket.socket] = []
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing answers: its port stays bound by this process but never
+    listens, so every connection is refused at once (and no other test can take the port)."""
+    if not _NOT_LISTENING:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        _NOT_LISTENING.append(sock)
+    return f"http://127.0.0.1:{_NOT_LISTENING[0].getsockname()[1]}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import search_corpus
+from store import search_corpus
 from console.store import SearchSyntaxError, Store
 
 

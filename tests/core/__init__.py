@@ -1,0 +1,1 @@
+"""What every layer shares: the command line, the config, the sanitizer, the import rules."""

@@ -1,0 +1,1 @@
+"""The store: SQL, migrations and the precomputed list."""

@@ -1,0 +1,1 @@
+"""The sync engine: pulls, deliveries, the outbox, the lock."""

@@ -1,0 +1,1 @@
+"""The app driven with Pilot, checked on what the screen shows."""

@@ -1,0 +1,44 @@
+"""Test workspaces: a config from TOML text, one engine pass over it, one open adapter.
+
+A plain module (not conftest) so that tests in any folder import it by name, however many
+conftest.py files the folders grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from console.config import WorkspaceConfig, parse
+from console.store import Store
+from console.sync import Engine
+
+
+def workspace_from(text: str, tmp_path: Path) -> WorkspaceConfig:
+    """A workspace config from TOML text, with its data dir inside tmp_path."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(text)
+    config_path.chmod(0o600)
+    ws = parse(text, config_path)
+    ws.data_dir = tmp_path / "data"
+    return ws
+
+
+def sync_once(ws: WorkspaceConfig, store: Store) -> dict[str, str]:
+    """One engine pass over the workspace's accounts (pull until drained, then the outbox), as
+    `console sync --once` does; returns the accounts that failed."""
+    return asyncio.run(Engine(ws, store).run(once=True))
+
+
+def with_open_channel(ws: WorkspaceConfig, work):
+    """Run `await work(channel)` on the workspace's first account's adapter, then close it."""
+    from console.channels import open_channel
+
+    async def go():
+        channel = open_channel(ws.accounts[0], ws)
+        try:
+            return await work(channel)
+        finally:
+            await channel.close()
+
+    return asyncio.run(go())
