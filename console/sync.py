@@ -383,6 +383,8 @@ class Engine:
         Returns {account: reason} for the accounts that failed."""
         tasks = []
         self.store.db.checkpoint_in_background()
+        for account in self.runs.values():  # asyncio's primitives belong to the loop that runs them
+            account.wake, account.state_lock = asyncio.Event(), asyncio.Lock()
         for name in self.runs:
             await self._state(name, "syncing")
             tasks.append(asyncio.create_task(self.pull_loop(name, once), name=f"pull:{name}"))
