@@ -25,6 +25,14 @@ else:  # pragma: no cover - the package requires 3.11, tomli keeps older interpr
 import platformdirs
 
 from console.channels import catalog
+from console.csat import CsatSettings
+from console.csat import parse_settings as parse_csat
+from console.hours import BusinessHours, local_zone_name
+from console.hours import parse_settings as parse_business_hours
+from console.notify import NotificationSettings
+from console.notify import parse_settings as parse_notifications
+from console.rules.model import Rule, parse_rules
+from console.sla import SlaPolicy, default_policy, parse_policies
 
 APP_NAME = "console"
 KINDS = tuple(kind.id for kind in catalog.account_kinds())
@@ -229,12 +237,23 @@ class WorkspaceConfig:
     keymap: dict[str, str] = field(default_factory=dict)
     keymap_lines: dict[str, int | None] = field(default_factory=dict)
     templates: dict[str, str] = field(default_factory=dict)  # [templates]: name = "text with {first_name}"
+    # Measuring and automation (console/hours.py, sla.py, rules/, csat.py, notify.py):
+    business_hours: BusinessHours = field(default_factory=lambda: BusinessHours.always_open(local_zone_name()))
+    sla: list[SlaPolicy] = field(default_factory=list)  # [[sla]], first match wins
+    rules: list[Rule] = field(default_factory=list)  # [[rules]]
+    csat: CsatSettings | None = None  # [csat]; None: no satisfaction question
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
     def store_path(self) -> Path:
         return self.data_dir / "console.db"
+
+    @property
+    def policies(self) -> list[SlaPolicy]:
+        """The `[[sla]]` policies, then `response_target_minutes` as the default for the rest."""
+        return [*self.sla, default_policy(self.response_target_minutes, True)]
 
 
 def _os_user() -> str:
@@ -249,7 +268,7 @@ def _os_user() -> str:
         return "agent"
 
 
-_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates"}
+_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates", "business_hours", "sla", "rules", "csat", "notifications"}
 _WORKSPACE_KEYS = {"name", "agent", "default_region", "data_dir", "response_target_minutes", "send_delay_seconds",
                    "close_waiting_after_days", "download_dir"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -356,6 +375,8 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
             raise account.error("enabled", f"expected true or false, got {enabled!r}")
         (ws.accounts if enabled else ws.disabled_accounts).append(account)
 
+    _automation(ws, data, path, locator)
+
     if path is not None and _has_inline_secret(accounts):
         try:
             mode = path.stat().st_mode
@@ -366,6 +387,39 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
         except OSError:
             pass
     return ws
+
+
+def _automation(ws: WorkspaceConfig, data: dict, path: Path | None, locator: _Locator) -> None:
+    """The measuring and automation sections; each module parses its own, errors located here."""
+    def table_err(table: str):
+        def err(key: str, message: str) -> ConfigError:
+            line = locator.line_of(table, key.split(".")[0]) if key else locator.line_of(table)
+            if "." in key:  # [notifications.accounts] name = ...
+                sub, name = key.split(".", 1)
+                line = locator.line_of(f"{table}.{sub}", name) or line
+            return ConfigError(message, path, line, f"{table}.{key}" if key else table)
+        return err
+
+    def array_err(table: str):
+        def err(index: int | None, key: str, message: str) -> ConfigError:
+            if index is None:
+                return ConfigError(message, path, locator.line_of(table), table)
+            line = locator.line_of(table, key or None, index) if key else locator.line_of(table, None, index)
+            return ConfigError(message, path, line, f"{table}[{index}].{key}" if key else f"{table}[{index}]")
+        return err
+
+    channels = {entry.id for entry in catalog.channels()}
+    accounts = {a.name for a in ws.accounts + ws.disabled_accounts}
+    ws.business_hours = parse_business_hours(data.get("business_hours"), table_err("business_hours"))
+    ws.sla = parse_policies(data.get("sla", []), array_err("sla"))
+    for index, policy in enumerate(ws.sla):
+        for account in policy.accounts - accounts:
+            raise array_err("sla")(index, "accounts", f"no account is named {account!r}")
+        for channel in policy.channels - channels:
+            raise array_err("sla")(index, "channels", f"unknown channel {channel!r}")
+    ws.rules = parse_rules(data.get("rules", []), array_err("rules"), ws.templates, accounts, channels)
+    ws.csat = parse_csat(data.get("csat"), table_err("csat"), channels)
+    ws.notifications = parse_notifications(data.get("notifications"), table_err("notifications"), accounts)
 
 
 def _slug(name: str) -> str:

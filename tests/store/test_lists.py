@@ -11,6 +11,7 @@ import random
 
 from console.model import Address, InboundMessage, PullResult
 from console.store import STATUSES, ListFilter, Store
+from workspace import drop_measuring_schema
 
 CHANNELS = (("email", "email"), ("sms", "phone"), ("whatsapp", "phone"), ("telegram", "telegram"))
 
@@ -102,6 +103,7 @@ def test_a_workspace_from_before_the_precomputed_list_gets_its_rows_on_upgrade(t
     # Back to schema 4: the precomputed tables did not exist.
     store.db.before_commit.clear()
     with store.db.write() as conn:
+        drop_measuring_schema(conn)
         for trigger in ("insert", "update", "delete"):
             conn.execute(f"DROP TRIGGER list_conversation_{trigger}")
         for table in ("list_row", "list_count", "list_dirty"):
