@@ -1,8 +1,8 @@
 """The recipient's local time, and whether it falls in their quiet hours.
 
 One small function decides a customer's time zone: the `timezone` customer attribute, else the
-zones of their phone number's region (phonenumbers' time-zone data, by country and area code),
-else the workspace's. A number whose region spans several zones (a US area code near a border)
+zones of their phone number (phonenumbers' time-zone data, by country and area code; a number it
+cannot place gets every zone of its country), else the workspace's. A number whose region spans several zones (a US area code near a border)
 is quiet when it is quiet in any of them: a message never goes out in anybody's night.
 
 The satisfaction question (console/csat.py) uses it now; the campaigns' quiet hours (built at the
@@ -29,7 +29,27 @@ def _phone_zones(phone: str) -> tuple[str, ...]:
     except phonenumbers.NumberParseException:
         return ()
     zones = tuple(z for z in phone_timezone.time_zones_for_number(number) if z != "Etc/Unknown")
-    return zones
+    if zones:
+        return zones
+    # A number the data cannot place (a new or fictional range): every zone of its country.
+    return _country_zones(phonenumbers.region_code_for_country_code(number.country_code) or "")
+
+
+@functools.lru_cache(maxsize=256)
+def _country_zones(region: str) -> tuple[str, ...]:
+    """The zones of a country (ISO 3166 code) from the system's time-zone table."""
+    import zoneinfo
+    from pathlib import Path
+
+    for folder in zoneinfo.TZPATH:
+        table = Path(folder) / "zone.tab"
+        try:
+            lines = table.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        return tuple(fields[2] for fields in (line.split("\t") for line in lines)
+                     if len(fields) >= 3 and fields[0] == region)
+    return ()
 
 
 def recipient_zones(attributes: dict, phone: str | None, workspace_zone: str) -> tuple[ZoneInfo, ...]:

@@ -29,7 +29,9 @@ from console.hours import BusinessHours
 MESSAGE_EVENTS = ("message_received", "conversation_opened", "conversation_reopened")
 TIME_EVENTS = ("no_reply", "unassigned", "sla_breaching")
 EVENTS = MESSAGE_EVENTS + TIME_EVENTS
-STATUSES = ("open", "waiting", "done")
+# A rule cannot reopen: every event concerns a conversation that waits on us already, and a
+# reopening by a rule would start a clock no customer started (actions never trigger time rules).
+STATUSES = ("waiting", "done")
 TAG_RE = re.compile(r"^[\w][\w./-]{0,39}$")
 DEFAULT_REPLY_EVERY_HOURS = 24
 
@@ -49,6 +51,7 @@ class Subject:
     attributes: dict
     text: str  # the message (message events) or the customer's latest message
     at: float  # when the event happened
+    last_inbound_at: float | None = None  # the customer's latest message (the channel's reply window)
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,8 @@ def parse_rules(tables, err, templates: dict[str, str], accounts: set[str], chan
                 raise fail("reply_template", f"no template {template!r} in [templates]")
         status = table.get("set_status")
         if status is not None and status not in STATUSES:
-            raise fail("set_status", f"expected one of {', '.join(STATUSES)} (snooze_minutes snoozes), got {status!r}")
+            raise fail("set_status", f"expected waiting or done (snooze_minutes snoozes; a rule never reopens), "
+                                     f"got {status!r}")
         snooze = table.get("snooze_minutes")
         if snooze is not None and (isinstance(snooze, bool) or not isinstance(snooze, (int, float)) or snooze <= 0):
             raise fail("snooze_minutes", f"expected a positive number of minutes, got {snooze!r}")

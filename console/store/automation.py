@@ -121,14 +121,16 @@ class AutomationMixin:
         return f"{row['subject']}\n{row['body']}".strip() if row else ""
 
     def waiting_between(self, earliest: float, latest: float, unassigned: bool = False) -> list[dict]:
-        """Open conversations whose customer has waited since a moment in [earliest, latest]
-        (`unassigned`: that nobody is assigned to)."""
+        """Open conversations whose customer has waited since a moment in [earliest, latest] for an
+        answer from a person (`unassigned`: that nobody is assigned to). Automatic replies leave
+        `last_outbound_at` as it was (`enqueue_automatic`), so they do not end the wait."""
         clause = "AND assignee IS NULL" if unassigned else ""
         return [dict(r) for r in self.db.query(
             f"""SELECT id, waiting_since FROM conversation
                 WHERE status = 'open' AND COALESCE(waiting_since, last_inbound_at, last_message_at) >= ?
                 AND COALESCE(waiting_since, last_inbound_at, last_message_at) <= ?
-                AND waiting_since IS NOT NULL {clause}""", (earliest, latest))]
+                AND waiting_since IS NOT NULL AND last_inbound_at IS NOT NULL
+                AND (last_outbound_at IS NULL OR last_inbound_at > last_outbound_at) {clause}""", (earliest, latest))]
 
     def fired_keys(self, rule: str, since: float) -> set[str]:
         return {r[0] for r in self.db.query("SELECT event_key FROM rule_firing WHERE rule = ? AND fired_at >= ?",

@@ -18,19 +18,20 @@ from console.store.episodes import CSAT_AUTHOR
 class CsatMixin:
     db: Database
 
-    def csat_candidates(self, resolved_after: float, resolved_before: float, limit: int = 200) -> list[dict]:
-        """Conversations done (and still done) whose episode we answered and closed in the window,
-        not asked yet: with the identity, its opt-out, the channel and the customer's attributes."""
+    def csat_candidates(self, closed_after: float, closed_before: float, limit: int = 200) -> list[dict]:
+        """Conversations done (and still done) whose episode we answered and that were closed in
+        the window, not asked yet: with the identity, its opt-out, the channel and the customer's
+        attributes."""
         rows = self.db.query(
             """SELECT c.id, c.customer_id, c.channel, c.account, c.last_inbound_at, i.kind, i.address, i.opted_out,
-                      cu.attributes, e.id AS episode_id, e.resolved_at
+                      cu.attributes, e.id AS episode_id, e.closed_at
                FROM episode e JOIN conversation c ON c.id = e.conversation_id
                JOIN identity i ON i.id = c.identity_id JOIN customer cu ON cu.id = c.customer_id
-               WHERE e.resolved_at >= ? AND e.resolved_at <= ? AND e.resolution = 'done'
+               WHERE e.closed_at >= ? AND e.closed_at <= ? AND e.resolution = 'done'
                  AND e.first_response_at IS NOT NULL AND c.status = 'done'
                  AND e.id = (SELECT MAX(id) FROM episode WHERE conversation_id = c.id)
                  AND NOT EXISTS (SELECT 1 FROM csat s WHERE s.conversation_id = c.id)
-               ORDER BY e.resolved_at LIMIT ?""", (resolved_after, resolved_before, limit))
+               ORDER BY e.closed_at LIMIT ?""", (closed_after, closed_before, limit))
         return [{**dict(r), "attributes": json.loads(r["attributes"] or "{}")} for r in rows]
 
     def ask_csat(self, conversation_id: int, episode_id: int, question: str) -> int | None:

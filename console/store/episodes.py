@@ -64,23 +64,24 @@ class _Episode:
     owed: list = field(default_factory=list)
     resolved_at: float | None = None
     resolution: str | None = None
+    closed_at: float | None = None
     changed: bool = False
 
-    def resolve(self, at: float, how: str) -> None:
+    def resolve(self, at: float, how: str, closed_at: float | None = None) -> None:
         if self.owed_since is not None:
             self.owed.append([self.owed_since, max(at, self.owed_since)])
             self.owed_since = None
-        self.resolved_at, self.resolution, self.changed = at, how, True
+        self.resolved_at, self.resolution, self.closed_at, self.changed = at, how, closed_at, True
 
 
 _COLUMNS = ("conversation_id", "account", "channel", "kind", "started_at", "first_response_at", "responder",
-            "last_inbound_at", "last_outbound_at", "owed_since", "owed", "resolved_at", "resolution")
+            "last_inbound_at", "last_outbound_at", "owed_since", "owed", "resolved_at", "resolution", "closed_at")
 
 
 def _values(ep: _Episode) -> tuple:
     return (ep.conversation_id, ep.account, ep.channel, ep.kind, ep.started_at, ep.first_response_at, ep.responder,
             ep.last_inbound_at, ep.last_outbound_at, ep.owed_since, json.dumps(ep.owed), ep.resolved_at,
-            ep.resolution)
+            ep.resolution, ep.closed_at)
 
 
 def _in_chunks(conn: sqlite3.Connection, sql: str, ids: list, extra: tuple = ()) -> list[sqlite3.Row]:
@@ -126,7 +127,7 @@ class _Batch:
             self.current[r["conversation_id"]] = _Episode(
                 r["id"], r["conversation_id"], r["account"], r["channel"], r["kind"], r["started_at"],
                 r["first_response_at"], r["responder"], r["last_inbound_at"], r["last_outbound_at"], r["owed_since"],
-                json.loads(r["owed"] or "[]"), r["resolved_at"], r["resolution"])
+                json.loads(r["owed"] or "[]"), r["resolved_at"], r["resolution"], r["closed_at"])
         self.asked = {r["conversation_id"]: r["asked_at"] for r in _in_chunks(
             conn, """SELECT conversation_id, asked_at FROM csat WHERE conversation_id IN ({marks})
                      AND asked_at IS NOT NULL AND rating IS NULL""", self.conversations)}
@@ -265,11 +266,13 @@ class _Batch:
             return
         if old_status == "history":  # closed before episodes were kept: at its last message
             at = max(t for t in (ep.last_outbound_at, ep.last_inbound_at, ep.started_at) if t is not None)
-        elif ep.owed_since is None and ep.last_outbound_at is not None:
+            ep.resolve(at, "done", at)
+            return
+        if ep.owed_since is None and ep.last_outbound_at is not None:
             at = ep.last_outbound_at  # the customer had our answer
         else:
             at = self.now
-        ep.resolve(at, "done")
+        ep.resolve(at, "done", self.now)
 
     # ---- writing back -----------------------------------------------------------------------
     def _write(self) -> None:

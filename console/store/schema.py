@@ -266,7 +266,8 @@ MIGRATIONS: list[list[str]] = [
             owed_since REAL,
             owed TEXT NOT NULL DEFAULT '[]',  -- JSON: [[from, until], ...] answered owed intervals
             resolved_at REAL,
-            resolution TEXT  -- 'done' (closed) or 'quiet' (a new need after a quiet day)
+            resolution TEXT,  -- 'done' (closed) or 'quiet' (a new need after a quiet day)
+            closed_at REAL  -- when it was marked done (resolved_at may be our last reply before)
         )""",
         "CREATE INDEX episode_started ON episode (started_at)",
         "CREATE INDEX episode_resolved ON episode (resolved_at)",

@@ -34,28 +34,34 @@ def _clock(r) -> SlaClock:
 class SlaMixin:
     db: Database
 
-    def sla_dirty(self, limit: int = 2000) -> list[dict]:
-        """Conversations whose clock must be recomputed, with what the clock depends on: status,
-        channel, account, the customer's tags and the current episode."""
+    def claim_sla_dirty(self, limit: int = 2000) -> list[dict]:
+        """Conversations whose clock must be recomputed, taken off the dirty set (a change after
+        this marks them again), with what the clock depends on: status, channel, account, the
+        customer's tags and the current episode."""
+        with self.db.write() as conn:
+            ids = [r[0] for r in conn.execute("SELECT conversation_id FROM sla_dirty ORDER BY conversation_id LIMIT ?",
+                                              (limit,))]
+            if not ids:
+                return []
+            conn.execute("DELETE FROM sla_dirty WHERE conversation_id <= ?", (ids[-1],))
+        marks = ",".join("?" * len(ids))
         rows = self.db.query(
-            f"""SELECT d.conversation_id AS id, c.status, c.channel, c.account, c.customer_id,
+            f"""SELECT c.id, c.status, c.channel, c.account, c.customer_id,
                        e.started_at, e.first_response_at, e.owed_since, e.owed, e.resolved_at
-                FROM sla_dirty d JOIN conversation c ON c.id = d.conversation_id
+                FROM conversation c
                 LEFT JOIN episode e ON e.id = (SELECT MAX(id) FROM episode WHERE conversation_id = c.id)
-                ORDER BY d.conversation_id LIMIT ?""", (limit,))
-        gone = self.db.query(
-            "SELECT conversation_id FROM sla_dirty WHERE conversation_id NOT IN (SELECT id FROM conversation) LIMIT ?",
-            (limit,))
+                WHERE c.id IN ({marks})""", ids)
         out = [dict(r) for r in rows]
+        gone = set(ids) - {r["id"] for r in out}
         tags = self.tags_of(sorted({r["customer_id"] for r in out}))
         for r in out:
             r["tags"] = tags.get(r["customer_id"], set())
             r["owed"] = tuple(tuple(pair) for pair in json.loads(r["owed"] or "[]"))
-        out += [{"id": r[0], "status": "gone"} for r in gone]
+        out += [{"id": cid, "status": "gone"} for cid in sorted(gone)]
         return out
 
-    def save_clocks(self, clocks: dict[int, SlaClock | None]) -> None:
-        """Store each conversation's clock (None: it has none now) and clear it from the dirty set."""
+    def save_clocks(self, clocks: dict) -> None:
+        """Store each conversation's clock (a console.sla.Clock; None: it has none now)."""
         with self.db.write() as conn:
             for conversation_id, clock in clocks.items():
                 if clock is None:
@@ -69,7 +75,6 @@ class SlaMixin:
                                target = excluded.target, business = excluded.business""",
                         (conversation_id, clock.policy, clock.kind, clock.started_at, clock.due_at, clock.target,
                          int(clock.business)))
-                conn.execute("DELETE FROM sla_dirty WHERE conversation_id = ?", (conversation_id,))
 
     def mark_all_sla_dirty(self) -> int:
         """Every waiting conversation's clock to be recomputed (the calendar or a policy changed)."""
