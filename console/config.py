@@ -433,10 +433,19 @@ def _has_inline_secret(accounts: list[dict]) -> bool:
 
 
 def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
-    """The demo workspace: demo accounts only, in its own data dir, never the user's real store."""
+    """The demo workspace: demo accounts only, in its own data dir, never the user's real store.
+    It opens Tuesday to Sunday like the bakery it shows, in the machine's time zone, with two SLA
+    policies, three rules and the satisfaction question, so all of it can be tried."""
+    import datetime as dt
+
+    from console.demo_data import OPEN_DAYS, OPEN_HOURS
+
     base = data_dir or Path(platformdirs.user_data_dir(APP_NAME)) / "demo"
+    year = dt.date.today().year
+    holidays = ", ".join(f'"{y}-{md}"' for y in (year, year + 1) for md in ("01-01", "12-25", "12-26"))
     text = (
         '[workspace]\nname = "Crumb & Co. Bakery (demo)"\ndefault_region = "US"\nclose_waiting_after_days = 3\n'
+        'response_target_minutes = 120\n'
         '[[accounts]]\nkind = "demo"\nname = "mail"\nchannels = ["email"]\n'
         '[[accounts]]\nkind = "demo"\nname = "phone"\nchannels = ["sms", "whatsapp"]\n'
         '[accounts.templates]\norder_ready = "HXdemo0001"\nfollow_up = "HXdemo0002"\n'
@@ -446,6 +455,21 @@ def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
         'thanks = "Thank you so much, {first_name}! Have a lovely day. {agent} at {business}"\n'
         'hours = "Hi {first_name}! We are open Tuesday to Sunday, 7am to 3pm. {agent}"\n'
         'order = "Hi {first_name}, your order {order_number} is confirmed for {pickup_day}. {agent}"\n'
+        'closed = "Hi {first_name}, thanks for your message! The bakery is closed right now: we open again at '
+        '7am (Tuesday to Sunday) and will answer you then."\n'
+        f'[business_hours]\ntimezone = "{local_zone_name()}"\n'
+        + "".join(f'{day} = "{OPEN_HOURS}"\n' for day in OPEN_DAYS) + f'holidays = [{holidays}]\n'
+        '[[sla]]\nname = "wholesale"\nfirst_response_minutes = 30\nnext_response_minutes = 60\n'
+        'resolution_minutes = 480\ntags = ["wholesale"]\n'
+        '[[sla]]\nname = "chat"\nfirst_response_minutes = 20\n'
+        'channels = ["whatsapp", "telegram", "instagram", "messenger"]\n'
+        '[[rules]]\nname = "wholesale"\non = "message_received"\ntext_contains = ["wholesale", "café", "invoice"]\n'
+        'add_tag = ["wholesale"]\nassign = "ben"\n'
+        '[[rules]]\nname = "after-hours"\non = "message_received"\nhours = "outside"\nreply_template = "closed"\n'
+        '[[rules]]\nname = "breaching"\non = "sla_breaching"\nafter_minutes = 10\n'
+        'notify = "{name} ({channel}) is due an answer within 10 minutes"\n'
+        '[csat]\nquestion = "Thanks for ordering with Crumb & Co.! How did we do? Reply 1-5"\nafter_minutes = 5\n'
+        '[notifications]\nlevel = "mine"\n'
     )
     ws = parse(text)
     ws.data_dir = base

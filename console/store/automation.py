@@ -259,3 +259,23 @@ class AutomationMixin:
         with self.db.write() as conn:
             conn.execute("INSERT INTO activity (conversation_id, at, actor, text) VALUES (?, ?, ?, ?)",
                          (conversation_id, now() if at is None else at, actor, text))
+
+    # ---- what a rule would have done (console/rules/simulate.py) --------------------------------
+    def inbound_between(self, since: float, until: float) -> list[dict]:
+        """Customers' messages in [since, until], oldest first."""
+        return [dict(r) for r in self.db.query(
+            """SELECT m.id, m.conversation_id, m.sent_at, m.subject, m.body FROM message m
+               WHERE m.direction = 'in' AND m.sent_at >= ? AND m.sent_at <= ? ORDER BY m.sent_at, m.id""",
+            (since, until))]
+
+    def episodes_between(self, since: float, until: float) -> list[dict]:
+        """Episodes with a moment in [since, until] (begun then, or still owed then), oldest first,
+        with the text of the message that began each."""
+        rows = self.db.query(
+            """SELECT e.*, (SELECT m.subject || '\n' || m.body FROM message m WHERE m.conversation_id = e.conversation_id
+                               AND m.direction = 'in' AND m.sent_at >= e.started_at ORDER BY m.sent_at LIMIT 1) AS text,
+                      (SELECT m.id FROM message m WHERE m.conversation_id = e.conversation_id
+                               AND m.direction = 'in' AND m.sent_at >= e.started_at ORDER BY m.sent_at LIMIT 1) AS message_id
+               FROM episode e WHERE e.started_at <= ? AND (e.resolved_at IS NULL OR e.resolved_at >= ?)
+               ORDER BY e.started_at""", (until, since))
+        return [{**dict(r), "owed": json.loads(r["owed"] or "[]"), "text": (r["text"] or "").strip()} for r in rows]

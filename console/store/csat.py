@@ -56,3 +56,15 @@ class CsatMixin:
     def csat_of(self, conversation_id: int) -> dict | None:
         row = self.db.query_one("SELECT * FROM csat WHERE conversation_id = ?", (conversation_id,))
         return dict(row) if row else None
+
+    def record_rating(self, conversation_id: int, rating: int, at: float, comment: str = "") -> None:
+        """A rating given outside a reply to our question (an import from another tool, the demo's
+        history), on the conversation's latest episode."""
+        with self.db.write() as conn:
+            episode = conn.execute("SELECT MAX(id) FROM episode WHERE conversation_id = ?",
+                                   (conversation_id,)).fetchone()[0]
+            conn.execute(
+                """INSERT INTO csat (conversation_id, episode_id, asked_at, rating, comment, rated_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (conversation_id) DO UPDATE SET rating = excluded.rating, comment = excluded.comment,
+                       rated_at = excluded.rated_at""", (conversation_id, episode, at, rating, comment, at))

@@ -82,3 +82,25 @@ class MetricsMixin:
             account["queued"] = outbox.get(account["name"], {}).get("pending", 0)
             account["in_doubt"] = outbox.get(account["name"], {}).get("sending", 0)
         return accounts
+
+    def credit_replies(self, conversation_ids: list[int], agent: str) -> int:
+        """Name `agent` as the author of the replies in these conversations that the store learnt
+        of without one (the demo's history; an import from another tool); returns how many."""
+        changed = 0
+        with self.db.write() as conn:
+            for first in range(0, len(conversation_ids), 500):
+                part = conversation_ids[first:first + 500]
+                marks = ",".join("?" * len(part))
+                changed += conn.execute(
+                    f"""UPDATE message SET author = ? WHERE conversation_id IN ({marks}) AND direction = 'out'
+                        AND author IS NULL""", (agent, *part)).rowcount
+                conn.execute(f"""UPDATE episode SET responder = ? WHERE conversation_id IN ({marks})
+                                 AND first_response_at IS NOT NULL AND responder IS NULL""", (agent, *part))
+        return changed
+
+    def answered_episodes(self) -> list[dict]:
+        """Every episode we answered: conversation, customer, when it began, was answered and resolved."""
+        return [dict(r) for r in self.db.query(
+            """SELECT e.id, e.conversation_id, c.customer_id, e.channel, e.started_at, e.first_response_at,
+                      e.resolved_at, e.resolution FROM episode e JOIN conversation c ON c.id = e.conversation_id
+               WHERE e.first_response_at IS NOT NULL ORDER BY e.started_at, e.id""")]
