@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import math
 import os
 import re
@@ -122,14 +123,15 @@ class BusinessHours:
         return not self.always
 
     # ---- one day ------------------------------------------------------------------------------
-    def _day_intervals(self, day: dt.date) -> list[tuple[float, float]]:
-        """The open intervals of one local date, as UTC epoch seconds."""
+    def _day_intervals(self, day: dt.date) -> tuple[tuple[float, float], ...]:
+        """The open intervals of one local date, as UTC epoch seconds (cached: the list's badges
+        and the reports ask about the same days again and again)."""
+        return _day_intervals(self, day)
+
+    def _compute_day(self, day: dt.date) -> tuple[tuple[float, float], ...]:
         if day in self.holidays:
-            return []
-        out = []
-        for start, end in self.week[day.weekday()]:
-            out.append((self._at(day, start), self._at(day, end)))
-        return out
+            return ()
+        return tuple((self._at(day, start), self._at(day, end)) for start, end in self.week[day.weekday()])
 
     def _at(self, day: dt.date, minute: int) -> float:
         if minute >= 1440:
@@ -225,6 +227,11 @@ class BusinessHours:
         if opens == math.inf:
             return "closed (no opening hours)"
         return f"closed, opens {dt.datetime.fromtimestamp(opens, self._zone):%a %H:%M}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _day_intervals(hours: BusinessHours, day: dt.date) -> tuple[tuple[float, float], ...]:
+    return hours._compute_day(day)
 
 
 class Ledger:

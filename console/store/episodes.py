@@ -153,7 +153,7 @@ class _Batch:
         for change in changes:
             if change["message_id"] is not None and change["new_status"] is None:
                 run.append(change)
-            elif change["new_status"] == "done" or change["old_status"] == "done":
+            elif change["new_status"] in ("done", "unsent") or change["old_status"] == "done":
                 flush()
                 out.append(change)
             # open <-> waiting <-> snoozed follow from messages: nothing to do but the SLA clock

@@ -60,11 +60,15 @@ class MetricsMixin:
         return ReportData(started, resolved, begun - ended, replies, ratings, waiting, by_agent, tags)
 
     def needs_me(self, agent: str) -> int:
-        """Open conversations assigned to `agent` or to nobody: the header's "needs me" count."""
+        """Customers in Open with a conversation assigned to `agent` or to nobody: the header's
+        "needs me" count (the Open tab's customers, less those only others have taken)."""
         return self.db.query_one(
-            """SELECT (SELECT COUNT(*) FROM conversation WHERE assignee = ? AND status = 'open')
-                    + (SELECT COUNT(*) FROM conversation WHERE assignee IS NULL AND status = 'open')""",
-            (agent,))[0]
+            """SELECT COALESCE((SELECT customers FROM list_count WHERE status = 'open' AND channel = ''), 0)
+                    - (SELECT COUNT(DISTINCT c.customer_id) FROM conversation c
+                       WHERE c.assignee IS NOT NULL AND c.assignee != ? AND c.status = 'open'
+                       AND NOT EXISTS (SELECT 1 FROM conversation o WHERE o.customer_id = c.customer_id
+                                       AND o.status = 'open' AND (o.assignee IS NULL OR o.assignee = ?)))""",
+            (agent, agent))[0]
 
     def account_health(self) -> list[dict]:
         """Per account: its state and reason, last successful sync, customers waiting on it, and
