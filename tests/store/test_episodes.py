@@ -110,3 +110,28 @@ def test_a_workspace_from_before_episodes_gets_them_on_upgrade(tmp_path, monkeyp
     assert upgraded.db.query_one("SELECT COUNT(*) FROM episode_change")[0] == 0
     assert upgraded.events_after(0) == []  # history fires no rule
     upgraded.close()
+
+
+def test_ratings_and_rule_actions_survive_an_export_and_episodes_are_rebuilt(tmp_path, monkeypatch):
+    import io
+
+    from console.store import Plan
+
+    clock = install(monkeypatch, at("2026-12-21 10:00"))
+    store = Store(tmp_path / "a.db")
+    pull(store, at("2026-12-21 10:00"))
+    reply(store, clock, at("2026-12-21 10:30"))
+    conv = store.db.query_one("SELECT id FROM conversation")[0]
+    store.apply_firing(Plan("wholesale", "e1", conv, at("2026-12-21 10:00"), add_tags=("wholesale",)))
+    clock.set(at("2026-12-21 11:00"))
+    store.set_status("done", conversation_id=conv)
+    store.record_rating(conv, 4, at("2026-12-21 12:00"))
+    dump = "\n".join(store.export_lines()) + "\n"
+    other = Store(tmp_path / "b.db")
+    added = other.import_lines(io.StringIO(dump))
+    assert (added["csat"], added["activity"], added["rule_firing"]) == (1, 1, 1)
+    [ep] = episodes(other)
+    assert (ep["first_response_at"], ep["resolved_at"]) == (at("2026-12-21 10:30"), at("2026-12-21 10:30"))
+    assert other.csat_of(conv)["rating"] == 4
+    store.close()
+    other.close()
