@@ -1,9 +1,9 @@
 """The workspace store: SQLite, the single source of truth for every process.
 
 `Store` gathers the store's parts: ingest (what adapters pulled), the outbox (what we send),
-queries and intents (what the UI reads and asks), backups (export / import), and measuring and
-automation: episodes and report data (metrics), SLA clocks, the rules' events and actions, and
-the satisfaction question.
+queries and intents (what the UI reads and asks), search (with its index in a file of its own),
+backups (export / import), and measuring and automation: episodes and report data (metrics), SLA
+clocks, the rules' events and actions, and the satisfaction question.
 SQL lives only in this package, so another backend can implement the same interface.
 """
 
@@ -18,32 +18,40 @@ from console.store.db import Database, StoreError
 from console.store.episodes import record_episodes
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
-from console.store.triage import (CustomerCard, Note, Presence, SearchHit, SearchSyntaxError, Suggestion,
-                                  TriageMixin)
 from console.store.rawfile import RawFile
 from console.store.lists import STATUSES, ListFilter, ListRow, ListsMixin, refresh_lists
 from console.store.metrics import MetricsMixin, ReportData
 from console.store.queries import AccountState, IdentityRow, QueryMixin, TimelineEntry
+from console.store.search import SearchCancelled, SearchHit, SearchMixin, SearchSyntaxError
+from console.store.searchindex import SearchIndex
 from console.store.sla import SlaClock, SlaMixin
+from console.store.triage import CustomerCard, Note, Presence, Suggestion, TriageMixin
 
 __all__ = [
     "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
-    "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "Suggestion",
+    "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "SearchCancelled", "Suggestion",
     "Activity", "Plan", "ReportData", "SlaClock",
 ]
 
 
-class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, BackupMixin, MetricsMixin, SlaMixin,
-            AutomationMixin, CsatMixin):
+class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin, MetricsMixin,
+            SlaMixin, AutomationMixin, CsatMixin):
     def __init__(self, path: Path | str, region: str = "US"):
         # Episodes first: a rating may close a conversation again, which the list refresh then sees.
         self.db = Database(path, before_commit=(record_episodes, refresh_lists))
         self.raw = RawFile(Path(path))
         self.region = region
+        if str(path) == ":memory:":  # the indexer cannot open an in-memory workspace: it shares this connection
+            self.index = SearchIndex(Path(path), self.db.conn, self.db.lock)
+        else:
+            self.index = SearchIndex(Path(path))
+        self.db.after_commit.append(self.index.wake)
+        self.index.wake()  # what earlier runs left pending, or a first build of the index
 
     def data_version(self) -> int:
         return self.db.data_version()
 
     def close(self) -> None:
+        self.index.close()
         self.raw.close()
         self.db.close()

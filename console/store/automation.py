@@ -55,14 +55,14 @@ class Activity:
 class AutomationMixin:
     db: Database
 
-    # ---- settings (high-water marks, turns) -------------------------------------------------------
+    # ---- small facts kept in `meta` (high-water marks, whose turn it is) ---------------------------
     def setting(self, key: str, default: str | None = None) -> str | None:
-        row = self.db.query_one("SELECT value FROM setting WHERE key = ?", (key,))
+        row = self.db.query_one("SELECT value FROM meta WHERE key = ?", (key,))
         return row["value"] if row else default
 
     def set_setting(self, key: str, value: str) -> None:
         with self.db.write() as conn:
-            conn.execute("""INSERT INTO setting (key, value) VALUES (?, ?)
+            conn.execute("""INSERT INTO meta (key, value) VALUES (?, ?)
                             ON CONFLICT (key) DO UPDATE SET value = excluded.value""", (key, value))
 
     # ---- events -----------------------------------------------------------------------------
@@ -176,10 +176,10 @@ class AutomationMixin:
             agent = plan.assign
             if plan.assign_turns:
                 key = f"turn:{plan.rule}"
-                row = conn.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()
+                row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
                 turn = int(row["value"]) if row else 0
                 agent = plan.assign_turns[turn % len(plan.assign_turns)]
-                conn.execute("""INSERT INTO setting (key, value) VALUES (?, ?)
+                conn.execute("""INSERT INTO meta (key, value) VALUES (?, ?)
                                 ON CONFLICT (key) DO UPDATE SET value = excluded.value""", (key, str(turn + 1)))
             if agent:
                 conn.execute("UPDATE conversation SET assignee = ? WHERE customer_id = ? AND status != 'done'",

@@ -150,6 +150,16 @@ def assert_healthy(term: Terminal) -> None:
     assert "Traceback" not in screen and "Could not " not in screen, screen
 
 
+def eventually(check, timeout: float = 10.0) -> bool:
+    """Wait until `check()` holds (a store effect, a file), for at most `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
 # ---- reading the screen -------------------------------------------------------------------------
 def right_pane(term: Terminal, line: int) -> str:
     """Line `line` of the right pane (right of the list's border)."""

@@ -17,7 +17,7 @@ import pytest
 from console.store import ListFilter
 from console.ui.keys import registry
 from console.ui.render import in_catalog_order
-from e2e.harness import assert_healthy, footer, right_pane, select, selected_name, tabs
+from e2e.harness import assert_healthy, eventually, footer, right_pane, select, selected_name, tabs
 
 pytestmark = pytest.mark.e2e
 
@@ -35,14 +35,6 @@ def scenario(*ids: str):
 def statuses(store, customer_id: int) -> set[str]:
     return {r[0] for r in store.db.query("SELECT status FROM conversation WHERE customer_id = ?", (customer_id,))}
 
-
-def eventually(check, timeout: float = 8.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 def open_row(store, index: int = 0):

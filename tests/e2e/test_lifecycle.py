@@ -9,18 +9,10 @@ import time
 import pytest
 
 from console.store import ListFilter
-from e2e.harness import assert_healthy, right_pane, selected_name
+from e2e.harness import assert_healthy, eventually, right_pane, selected_name
 
 pytestmark = pytest.mark.e2e
 
-
-def eventually(check, timeout: float = 10.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if check():
-            return True
-        time.sleep(0.1)
-    return check()
 
 
 @pytest.mark.parametrize("how", ["sighup", "sigterm", "ctrl+q", "kill -9"])

@@ -11,7 +11,6 @@ import random
 
 from console.model import Address, InboundMessage, PullResult
 from console.store import STATUSES, ListFilter, Store
-from workspace import drop_measuring_schema
 
 CHANNELS = (("email", "email"), ("sms", "phone"), ("whatsapp", "phone"), ("telegram", "telegram"))
 
@@ -97,23 +96,27 @@ def test_rows_and_counts_follow_every_kind_of_change(tmp_path):
 
 
 def test_a_workspace_from_before_the_precomputed_list_gets_its_rows_on_upgrade(tmp_path):
+    import sqlite3
+
+    from console.store.schema import MIGRATIONS
+
+    before = next(n for n, migration in enumerate(MIGRATIONS) if any("CREATE TABLE list_row" in s for s in migration))
     path = tmp_path / "console.db"
-    store = Store(path)
-    store.apply_pull("acct", PullResult(messages=[inbound(i, i % 7, 1_000_000 + i) for i in range(30)]))
-    # Back to schema 4: the precomputed tables did not exist.
-    store.db.before_commit.clear()
-    with store.db.write() as conn:
-        drop_measuring_schema(conn)
-        for trigger in ("insert", "update", "delete"):
-            conn.execute(f"DROP TRIGGER list_conversation_{trigger}")
-        for table in ("list_row", "list_count", "list_dirty"):
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP INDEX conversation_open_order")
-        conn.execute("DROP INDEX conversation_latest")
-        conn.execute("DROP INDEX conversation_assignee")
-        conn.execute("ALTER TABLE presence DROP COLUMN host")
-        conn.execute("PRAGMA user_version = 4")
-    store.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:before]:  # the workspace as the version before wrote it
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {before}")
+    for n in range(7):
+        conn.execute("INSERT INTO customer (id, name, created_at, updated_at) VALUES (?, ?, 0, 0)", (n + 1, f"P{n}"))
+        conn.execute("INSERT INTO identity (id, customer_id, kind, address, created_at) VALUES (?, ?, 'email', ?, 0)",
+                     (n + 1, n + 1, f"p{n}@example.com"))
+        for k in range(n % 3 + 1):
+            conn.execute(
+                """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, status,
+                       waiting_since, last_inbound_at, last_message_at) VALUES ('a', ?, 'email', ?, ?, ?, ?, ?, ?)""",
+                (f"t{n}-{k}", n + 1, n + 1, "open" if k == 0 else "done", 100.0 + n, 100.0 + n, 100.0 + n + k))
+    conn.close()
     upgraded = Store(path)
     assert upgraded.count_rows(ListFilter("open")) == 7
     assert_lists_match(upgraded)
