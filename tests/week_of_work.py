@@ -22,11 +22,8 @@ from console.model import Address, InboundMessage, PullResult
 from console.store import ListFilter, Store
 from clock import at, install
 
-CONFIG = """
-[workspace]
-name = "Week"
-response_target_minutes = 60
-
+# A London shop open on weekdays, 09:00-17:00 (also the rules tests' shop).
+BUSINESS_HOURS = """
 [business_hours]
 timezone = "Europe/London"
 monday = "09:00-17:00"
@@ -34,6 +31,12 @@ tuesday = "09:00-17:00"
 wednesday = "09:00-17:00"
 thursday = "09:00-17:00"
 friday = "09:00-17:00"
+"""
+CONFIG = f"""
+[workspace]
+name = "Week"
+response_target_minutes = 60
+{BUSINESS_HOURS}
 holidays = ["2026-12-25"]
 
 [[sla]]

@@ -1,11 +1,11 @@
 """Automation rules as the config writes them (`[[rules]]`): an event, conditions, actions.
 
     [[rules]]
-    name = "wholesale"
-    on = "message_received"
-    text_contains = ["wholesale", "invoice"]
-    add_tag = ["wholesale"]
-    assign = "ana"
+    name = "cafes"
+    on = "conversation_opened"
+    text_contains = ["café", "restaurant"]
+    add_tag = ["trade"]
+    assign = ["ana", "ben"]
 
 Events: `message_received`, `conversation_opened`, `conversation_reopened` (from messages the
 store saw), and the time-based `no_reply` and `unassigned` (`after_minutes` since the customer's

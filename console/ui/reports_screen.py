@@ -26,6 +26,7 @@ from console import reports
 from console.reports import Figures, describe_satisfaction, span
 from console.ui.guard import Guarded
 from console.ui.render import channel_name, safe_line
+from console.ui.screens import Scrolling, scroll_bindings
 
 PERIODS = (7, 30, 90)
 BREAKDOWNS = ("channel", "agent", "tag")
@@ -47,18 +48,16 @@ class DaySparkline(Guarded, Sparkline):
         self.data = [0] + [v for v in values for _ in range(repeat)] if values else []
 
 
-class ReportsScreen(Guarded, Screen):
+class ReportsScreen(Guarded, Scrolling, Screen):
     BINDINGS = [
         Binding("escape,q", "close", "Back to the inbox", id="reports.close"),
         Binding("p", "period", "7 / 30 / 90 days", id="reports.period"),
         Binding("left_square_bracket", "shift(-1)", "Earlier", id="reports.earlier"),
         Binding("right_square_bracket", "shift(1)", "Later", id="reports.later"),
         Binding("v", "breakdown", "By channel / agent / tag", id="reports.breakdown"),
-        Binding("j,down", "scroll(1)", "Scroll down", id="reports.down", show=False),
-        Binding("k,up", "scroll(-1)", "Scroll up", id="reports.up", show=False),
-        Binding("g,home", "scroll_home", "Top", id="reports.top", show=False),
-        Binding("G,end", "scroll_end", "Bottom", id="reports.bottom", show=False),
+        *scroll_bindings("reports"),
     ]
+    SCROLLS = "#reports-body"
 
     def __init__(self, workspace, days: int = 7, now: float | None = None):
         super().__init__()
@@ -152,15 +151,6 @@ class ReportsScreen(Guarded, Screen):
         if self.report is not None:
             self._title(self.report.days[0], self.report.days[-1])
             self.query_one("#breakdown", Static).update(breakdown_table(self.report, self.breakdown))
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one("#reports-body").scroll_relative(y=lines, animate=False, immediate=True)
-
-    def action_scroll_home(self) -> None:
-        self.query_one("#reports-body").scroll_home(animate=False)
-
-    def action_scroll_end(self) -> None:
-        self.query_one("#reports-body").scroll_end(animate=False)
 
 
 # ---- what the sections say (plain functions of a report, tested directly) ---------------------------

@@ -19,16 +19,12 @@ from console.notify import desktop_notifier
 from console.reports import span
 from console.ui.guard import Guarded
 from console.ui.render import STATE_MARKS, safe_line
+from console.ui.screens import Scrolling, scroll_bindings
 
 
-class StatusScreen(Guarded, ModalScreen[None]):
-    BINDINGS = [
-        Binding("escape,q,H", "dismiss", "Close", id="status.close"),
-        Binding("j,down", "scroll(1)", "Scroll down", id="status.down", show=False),
-        Binding("k,up", "scroll(-1)", "Scroll up", id="status.up", show=False),
-        Binding("g,home", "scroll_home", "Top", id="status.top", show=False),
-        Binding("G,end", "scroll_end", "Bottom", id="status.bottom", show=False),
-    ]
+class StatusScreen(Guarded, Scrolling, ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,H", "dismiss", "Close", id="status.close"), *scroll_bindings("status")]
+    SCROLLS = "#status"
 
     def __init__(self, workspace):
         super().__init__()
@@ -48,15 +44,6 @@ class StatusScreen(Guarded, ModalScreen[None]):
 
     def show(self, accounts: list[dict], fired: dict, now: float) -> None:
         self.query_one("#status-body", Static).update(status_text(self.workspace, accounts, fired, now))
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one("#status").scroll_relative(y=lines, animate=False, immediate=True)
-
-    def action_scroll_home(self) -> None:
-        self.query_one("#status").scroll_home(animate=False)
-
-    def action_scroll_end(self) -> None:
-        self.query_one("#status").scroll_end(animate=False)
 
 
 def _ago(at: float | None, now: float) -> str:

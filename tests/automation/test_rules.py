@@ -11,15 +11,9 @@ from console.rules.duty import RulesDuty
 from console.sla_duty import SlaDuty
 from console.store import Store
 from clock import at, install
+from week_of_work import BUSINESS_HOURS
 
-HOURS = """
-[business_hours]
-timezone = "Europe/London"
-monday = "09:00-17:00"
-tuesday = "09:00-17:00"
-wednesday = "09:00-17:00"
-thursday = "09:00-17:00"
-friday = "09:00-17:00"
+HOURS = BUSINESS_HOURS + """
 [templates]
 closed = "Thanks {first_name}! We are closed now and answer from 9 tomorrow. {business}"
 """
@@ -56,6 +50,11 @@ class Shop:
     def activity(self, conversation_id: int) -> list[str]:
         conv = self.store.conversation(conversation_id)
         return [f"{a.actor} {a.text}" for a in self.store.activities(conv["customer_id"])]
+
+    def refused(self, conversation_id: int, why: str) -> None:
+        """Nothing was sent, and the timeline says why."""
+        assert self.outbox() == []
+        assert self.activity(conversation_id) == [why]
 
     def outbox(self) -> list:
         return self.store.db.query("SELECT m.body, m.author, m.conversation_id FROM outbox o "
@@ -227,10 +226,10 @@ def test_out_of_hours_reply_never_goes_to_an_opted_out_identity(shop_for):
     shop = shop_for(OUT_OF_HOURS)
     shop.clock.set(at("2026-12-21 20:00"))
     conv = shop.writes("maria", "STOP")
-    shop.store.apply_pull("shop", PullResult(opt_outs=[OptOutChange(Address("phone", shop.store.identities(shop.store.conversation(conv)["customer_id"])[0].address), True)]))
+    [identity] = shop.store.identities(shop.store.conversation(conv)["customer_id"])
+    shop.store.apply_pull("shop", PullResult(opt_outs=[OptOutChange(Address("phone", identity.address), True)]))
     shop.step()
-    assert shop.outbox() == []
-    assert shop.activity(conv) == ["rule 'after-hours' did not reply with 'closed': the customer opted out"]
+    shop.refused(conv, "rule 'after-hours' did not reply with 'closed': the customer opted out")
 
 
 def test_a_reply_outside_the_channels_window_is_not_sent(shop_for):
@@ -244,8 +243,7 @@ reply_template = "closed"
     conv = shop.writes("maria", "Hello on WhatsApp", channel="whatsapp")
     shop.clock.advance(1501 * 60)  # more than 24 hours: WhatsApp takes no free text now
     shop.step()
-    assert shop.outbox() == []
-    assert shop.activity(conv) == ["rule 'chase' did not reply with 'closed': the WhatsApp reply window is closed"]
+    shop.refused(conv, "rule 'chase' did not reply with 'closed': the WhatsApp reply window is closed")
 
 
 def test_the_loop_guard_actions_never_trigger_time_rules_and_each_event_fires_once(shop_for):

@@ -592,6 +592,19 @@ def attachments(ws, term, store):
 
 
 # ---- measuring and automation -------------------------------------------------------------------
+def scrolls(term, bottom: str, top: str) -> None:
+    """j and k move a long page by a line, G shows its end and g its start again."""
+    first = term.lines()[1]
+    term.press("j")
+    assert term.wait_for(lambda text: term.lines()[1] != first, timeout=5), term.text()
+    term.press("k")
+    assert term.wait_for(lambda text: term.lines()[1] == first, timeout=5), term.text()
+    term.press("G")
+    assert term.wait_for(bottom, timeout=5), term.text()
+    term.press("g")
+    assert term.wait_for(top, timeout=5), term.text()
+
+
 @scenario("list.breaching")
 def breaching(ws, term, store):
     # The engine the app started keeps SLA clocks (the default policy: 60 minutes); the demo's
@@ -616,15 +629,7 @@ def reports_screen(ws, term, store):
     term.press("ctrl+r")
     assert term.wait_for("First response", timeout=10), term.text()
     assert "(7 days)" in term.lines()[0] and "by channel" in term.lines()[0]
-    top = term.lines()[1]
-    term.press("j")
-    assert term.wait_for(lambda text: term.lines()[1] != top, timeout=5), term.text()
-    term.press("k")
-    assert term.wait_for(lambda text: term.lines()[1] == top, timeout=5), term.text()
-    term.press("G")
-    assert term.wait_for("By channel", timeout=5), term.text()
-    term.press("g")
-    assert term.wait_for("Conversations", timeout=5), term.text()
+    scrolls(term, bottom="By channel", top="Conversations")
     term.press("v")
     assert term.wait_for(lambda text: "by agent" in term.lines()[0], timeout=5), term.text()
     term.press("p")
@@ -652,15 +657,7 @@ def status_panel(ws, term, store):
     term.press("H")
     assert term.wait_for("last synced", timeout=10), term.text()
     assert "● mail (demo): ok" in term.text() and "Business hours" in term.text()
-    first = term.lines()[1]
-    term.press("j")
-    assert term.wait_for(lambda text: term.lines()[1] != first, timeout=5), term.text()
-    term.press("k")
-    assert term.wait_for(lambda text: term.lines()[1] == first, timeout=5), term.text()
-    term.press("G")
-    assert term.wait_for("Satisfaction question", timeout=5), term.text()
-    term.press("g")
-    assert term.wait_for("Accounts", timeout=5), term.text()
+    scrolls(term, bottom="Satisfaction question", top="Accounts")
     term.press("escape")
     assert term.wait_for(lambda text: "Open" in tabs(term), timeout=5), term.text()
 
