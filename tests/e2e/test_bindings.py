@@ -652,14 +652,60 @@ def reports_screen(ws, term, store):
     assert term.alive()
 
 
+AUTOMATION = """
+[business_hours]
+timezone = "Europe/London"
+monday = "09:00-17:00"
+tuesday = "09:00-17:00"
+wednesday = "09:00-17:00"
+thursday = "09:00-17:00"
+friday = "09:00-17:00"
+holidays = ["2030-12-25"]
+
+[[sla]]
+name = "wholesale"
+first_response_minutes = 30
+tags = ["wholesale"]
+
+[[sla]]
+name = "chat"
+first_response_minutes = 15
+channels = ["whatsapp", "telegram"]
+
+[[rules]]
+name = "wholesale"
+on = "message_received"
+text_contains = ["wholesale"]
+add_tag = ["wholesale"]
+
+[[rules]]
+name = "nudge"
+on = "no_reply"
+after_minutes = 600
+notify = "{name} has waited ten hours"
+
+[[rules]]
+name = "late"
+on = "sla_breaching"
+add_tag = ["late"]
+"""
+
+
 @scenario("app.status", "status.close", "status.down", "status.up", "status.top", "status.bottom")
 def status_panel(ws, term, store):
+    from e2e.harness import ACCOUNTS
+
+    term.close()
+    ws.write_config(accounts=ACCOUNTS + AUTOMATION)  # hours, policies and rules: more than a screen
+    term = ws.start()
     term.press("H")
     assert term.wait_for("last synced", timeout=10), term.text()
     assert "● mail (demo): ok" in term.text() and "Business hours" in term.text()
     scrolls(term, bottom="Satisfaction question", top="Accounts")
+    assert term.wait_for("last fired", timeout=5)
     term.press("escape")
     assert term.wait_for(lambda text: "Open" in tabs(term), timeout=5), term.text()
+    return term
 
 
 # ---- the suite itself ---------------------------------------------------------------------------
