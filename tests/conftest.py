@@ -45,6 +45,7 @@ def seeded_demo(tmp_path_factory) -> Path:
     """The demo workspace, seeded once through the demo adapter and the real engine."""
     base = tmp_path_factory.mktemp("demo-seed")
     ws = quiet(demo_config(base))
+    ws.rules = []  # the same seed whatever the time of day (the demo's after-hours rule answers at night)
     store = Store(ws.store_path)
     asyncio.run(Engine(ws, store).run(once=True))
     from console.demo_workspace import furnish

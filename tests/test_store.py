@@ -184,7 +184,7 @@ def test_export_then_import_into_an_empty_store_is_complete(store, tmp_path):
     other = Store(tmp_path / "other.db")
     added = other.import_lines(io.StringIO(dump))
     assert added == {"customer": 2, "identity": 2, "conversation": 2, "message": 2, "cursor": 1,
-                     "tag": 0, "note": 0, "draft": 0, "template": 0}
+                     "tag": 0, "note": 0, "draft": 0, "template": 0, "csat": 0, "activity": 0, "rule_firing": 0}
     assert "\n".join(other.export_lines()) + "\n" == dump
     assert other.import_lines(io.StringIO(dump))["message"] == 0  # idempotent
     row = other.db.query_one("SELECT id, raw FROM message WHERE external_id = '1'")

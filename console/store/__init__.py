@@ -1,8 +1,9 @@
 """The workspace store: SQLite, the single source of truth for every process.
 
 `Store` gathers the store's parts: ingest (what adapters pulled), the outbox (what we send),
-queries and intents (what the UI reads and asks), search (with its index in a file of its own), and
-backups (export / import).
+queries and intents (what the UI reads and asks), search (with its index in a file of its own),
+backups (export / import), and measuring and automation: episodes and report data (metrics), SLA
+clocks, the rules' events and actions, and the satisfaction question.
 SQL lives only in this package, so another backend can implement the same interface.
 """
 
@@ -10,26 +11,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from console.store.automation import Activity, AutomationMixin, Plan
 from console.store.backup import BackupMixin
+from console.store.csat import CsatMixin
 from console.store.db import Database, StoreError
+from console.store.episodes import record_episodes
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
 from console.store.rawfile import RawFile
 from console.store.lists import STATUSES, ListFilter, ListRow, ListsMixin, refresh_lists
+from console.store.metrics import MetricsMixin, ReportData
 from console.store.queries import AccountState, IdentityRow, QueryMixin, TimelineEntry
 from console.store.search import SearchCancelled, SearchHit, SearchMixin, SearchSyntaxError
 from console.store.searchindex import SearchIndex
+from console.store.sla import SlaClock, SlaMixin
 from console.store.triage import CustomerCard, Note, Presence, Suggestion, TriageMixin
 
 __all__ = [
     "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
     "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "SearchCancelled", "Suggestion",
+    "Activity", "Plan", "ReportData", "SlaClock",
 ]
 
 
-class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin):
+class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin, MetricsMixin,
+            SlaMixin, AutomationMixin, CsatMixin):
     def __init__(self, path: Path | str, region: str = "US"):
-        self.db = Database(path, before_commit=(refresh_lists,))
+        # Episodes first: a rating may close a conversation again, which the list refresh then sees.
+        self.db = Database(path, before_commit=(record_episodes, refresh_lists))
         self.raw = RawFile(Path(path))
         self.region = region
         if str(path) == ":memory:":  # the indexer cannot open an in-memory workspace: it shares this connection

@@ -73,17 +73,28 @@ class QueryMixin:
     def timeline_page(self, customer_id: int, limit: int | None = 300,
                       before: tuple[float, int] | None = None) -> tuple[list[TimelineEntry], bool]:
         """Up to `limit` of the customer's messages (all with None) older than `before` (sent at,
-        id) or the newest ones, oldest first; and whether older ones remain."""
-        clause, params = "", [customer_id]
+        id) or the newest ones, oldest first; and whether older ones remain. What rules did to
+        the customer's conversations comes in between, as entries of direction "event" (the
+        actor in `author`, what it did in `body`, a negative id)."""
+        clause, event_clause, params, event_params = "", "", [customer_id], [customer_id]
         if before is not None:
             clause = "AND (m.sent_at < ? OR (m.sent_at = ? AND m.id < ?))"
+            event_clause = "AND (a.at < ? OR (a.at = ? AND -a.id < ?))"
             params += [before[0], before[0], before[1]]
+            event_params += [before[0], before[0], before[1]]
         rows = self.db.query(
-            f"""SELECT m.id, m.conversation_id, m.account, m.channel, m.direction, m.sent_at, m.subject, m.body,
-                      m.status, m.status_detail, m.author, m.attachments, m.edited, i.address
-               FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN identity i ON i.id = m.identity_id
-               WHERE c.customer_id = ? {clause} ORDER BY m.sent_at DESC, m.id DESC LIMIT ?""",
-            (*params, -1 if limit is None else limit + 1),
+            f"""SELECT * FROM (
+                   SELECT m.id, m.conversation_id, m.account, m.channel, m.direction, m.sent_at, m.subject, m.body,
+                          m.status, m.status_detail, m.author, m.attachments, m.edited, i.address, 0 AS rank
+                   FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN identity i ON i.id = m.identity_id
+                   WHERE c.customer_id = ? {clause}
+                   UNION ALL
+                   SELECT -a.id, a.conversation_id, c.account, c.channel, 'event', a.at, '', a.text, NULL, '',
+                          a.actor, NULL, 0, '', 1
+                   FROM activity a JOIN conversation c ON c.id = a.conversation_id
+                   WHERE c.customer_id = ? {event_clause}
+               ) AS entries ORDER BY sent_at DESC, rank DESC, ABS(id) DESC LIMIT ?""",
+            (*params, *event_params, -1 if limit is None else limit + 1),
         )
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if more else rows

@@ -312,6 +312,133 @@ MIGRATIONS: list[list[str]] = [
         # Existing workspaces: every customer's rows are computed once, by the first commit.
         "INSERT INTO list_dirty (customer_id) SELECT DISTINCT customer_id FROM conversation",
     ],
+    # 8: measuring and automation. An *episode* is one need of a customer in one conversation,
+    # from their first message to its resolution, with the first response and the intervals we
+    # owed them an answer, kept at write time (console/store/episodes.py) so that reports read
+    # what they need instead of scanning messages. Triggers only note what changed in
+    # `episode_change`; the store's hook turns that into episodes, events for the rules, and
+    # SLA clocks to recompute, before each commit (the list's way, console/store/lists.py).
+    [
+        """CREATE TABLE episode (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversation(id),
+            account TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('new', 'reopened')),
+            started_at REAL NOT NULL,
+            first_response_at REAL,
+            responder TEXT,
+            last_inbound_at REAL,
+            last_outbound_at REAL,
+            owed_since REAL,
+            owed TEXT NOT NULL DEFAULT '[]',  -- JSON: [[from, until], ...] answered owed intervals
+            resolved_at REAL,
+            resolution TEXT,  -- 'done' (closed) or 'quiet' (a new need after a quiet day)
+            closed_at REAL  -- when it was marked done (resolved_at may be our last reply before)
+        )""",
+        "CREATE INDEX episode_started ON episode (started_at)",
+        "CREATE INDEX episode_resolved ON episode (resolved_at)",
+        "CREATE INDEX episode_conversation ON episode (conversation_id, id)",
+        """CREATE TABLE episode_change (
+            seq INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL,
+            message_id INTEGER,
+            old_status TEXT,
+            new_status TEXT
+        )""",
+        """CREATE TRIGGER episode_message AFTER INSERT ON message BEGIN
+            INSERT INTO episode_change (conversation_id, message_id) VALUES (new.conversation_id, new.id);
+        END""",
+        """CREATE TRIGGER episode_unsent AFTER UPDATE OF status ON message
+            WHEN new.direction = 'out' AND new.status = 'failed' AND old.status IS DISTINCT FROM 'failed' BEGIN
+            INSERT INTO episode_change (conversation_id, message_id, new_status)
+                VALUES (new.conversation_id, new.id, 'unsent');
+        END""",
+        """CREATE TRIGGER episode_status AFTER UPDATE OF status ON conversation
+            WHEN old.status != new.status BEGIN
+            INSERT INTO episode_change (conversation_id, old_status, new_status) VALUES (new.id, old.status, new.status);
+        END""",
+        # SLA clocks: one per open conversation, the most urgent, kept by the engine's SLA duty
+        # (console/sla_duty.py) for the conversations the hook or the triggers mark dirty.
+        """CREATE TABLE sla_clock (
+            conversation_id INTEGER PRIMARY KEY,
+            policy TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            target REAL NOT NULL,
+            business INTEGER NOT NULL
+        )""",
+        "CREATE INDEX sla_clock_due ON sla_clock (due_at)",
+        "CREATE TABLE sla_dirty (conversation_id INTEGER PRIMARY KEY)",
+        """CREATE TRIGGER sla_customer_moved AFTER UPDATE OF customer_id ON conversation BEGIN
+            INSERT INTO sla_dirty (conversation_id) VALUES (new.id) ON CONFLICT (conversation_id) DO NOTHING;
+        END""",
+        """CREATE TRIGGER sla_tag_added AFTER INSERT ON tag BEGIN
+            INSERT INTO sla_dirty (conversation_id) SELECT id FROM conversation
+                WHERE customer_id = new.customer_id AND status IN ('open', 'snoozed')
+                ON CONFLICT (conversation_id) DO NOTHING;
+        END""",
+        """CREATE TRIGGER sla_tag_removed AFTER DELETE ON tag BEGIN
+            INSERT INTO sla_dirty (conversation_id) SELECT id FROM conversation
+                WHERE customer_id = old.customer_id AND status IN ('open', 'snoozed')
+                ON CONFLICT (conversation_id) DO NOTHING;
+        END""",
+        # What happened, for the rules and the consoles' notifications (read by sequence).
+        # AUTOINCREMENT: the rules' and the consoles' high-water marks never skip a reused number.
+        """CREATE TABLE event (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            conversation_id INTEGER NOT NULL,
+            message_id INTEGER,
+            at REAL NOT NULL
+        )""",
+        """CREATE TABLE rule_firing (
+            rule TEXT NOT NULL,
+            event_key TEXT NOT NULL,
+            conversation_id INTEGER,
+            fired_at REAL NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (rule, event_key)
+        )""",
+        "CREATE INDEX rule_firing_recent ON rule_firing (rule, fired_at)",
+        # What rules (and later people) did to a conversation, shown in the timeline.
+        """CREATE TABLE activity (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversation(id),
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            text TEXT NOT NULL
+        )""",
+        "CREATE INDEX activity_conversation ON activity (conversation_id, at)",
+        """CREATE TABLE csat (
+            conversation_id INTEGER PRIMARY KEY REFERENCES conversation(id),
+            episode_id INTEGER,
+            message_id INTEGER,
+            asked_at REAL,
+            skipped TEXT NOT NULL DEFAULT '',
+            rating INTEGER,
+            comment TEXT NOT NULL DEFAULT '',
+            rated_at REAL
+        )""",
+        "CREATE INDEX csat_rated ON csat (rated_at)",
+        # Notices for the agents' consoles (a rule's `notify`).
+        """CREATE TABLE notice (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            agent TEXT,
+            conversation_id INTEGER,
+            text TEXT NOT NULL
+        )""",
+        # Replies in a period, per agent, without reading every message.
+        "CREATE INDEX message_replies ON message (sent_at) WHERE direction = 'out'",
+        # Existing workspaces: their history becomes episodes at the first commit.
+        """INSERT INTO episode_change (conversation_id, message_id)
+            SELECT conversation_id, id FROM message ORDER BY sent_at, id""",
+        """INSERT INTO episode_change (conversation_id, old_status, new_status)
+            SELECT id, 'history', 'done' FROM conversation WHERE status = 'done'""",
+        "INSERT INTO sla_dirty (conversation_id) SELECT id FROM conversation WHERE status IN ('open', 'snoozed')",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -165,7 +165,8 @@ class ConsoleApp(App):
         headings = {"ConsoleApp": "Everywhere", "InboxScreen": "The inbox", "ConversationList": "The list",
                     "Timeline": "The timeline (enter or tab)", "Composer": "The composer (r)",
                     "HelpScreen": "This help", "SnoozeScreen": "Snoozing", "PickScreen": "Prompts",
-                    "ConfirmScreen": "Confirmations"}
+                    "ConfirmScreen": "Confirmations", "ReportsScreen": "Reports (ctrl+r)",
+                    "StatusScreen": "Accounts, hours, SLA and rules (H)"}
         sections, seen = {}, set()
         for info in registry():
             if info.owner not in seen:

@@ -25,6 +25,7 @@ from console.store import ListRow, Presence
 from console.startup_trace import dump, mark
 from console.store.triage import PRESENCE_HEARTBEAT
 from console.ui.actions.attachments import AttachmentActions
+from console.ui.actions.attention import AttentionActions
 from console.ui.actions.customer import CustomerActions
 from console.ui.actions.finding import FindActions
 from console.ui.actions.replying import ReplyActions
@@ -75,11 +76,12 @@ class AccountsBar(Guarded, Static):
         self.update(text)
 
 
-class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, AttachmentActions, Guarded, Screen):
+class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, AttachmentActions, AttentionActions,
+                  Guarded, Screen):
     BINDINGS = [
         Binding("tab", "switch_pane", "Switch pane", id="app.switch_pane", show=False),
         Binding("enter", "open", "Open", id="conversation.open", show=False),
-        *ReplyActions.KEYS, *StatusActions.KEYS, *CustomerActions.KEYS, *FindActions.KEYS,
+        *ReplyActions.KEYS, *StatusActions.KEYS, *CustomerActions.KEYS, *FindActions.KEYS, *AttentionActions.KEYS,
     ]
 
     def __init__(self, workspace: WorkspaceConfig, first=None):
@@ -107,7 +109,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 yield Static(id="tabs")
-                yield ConversationList(self.workspace.response_target_minutes, id="conversations")
+                yield ConversationList(self.workspace.response_target_minutes, self.workspace.business_hours,
+                                       id="conversations")
             with Vertical(id="right"):
                 yield CustomerHeader(id="customer")
                 with Horizontal(id="timeline-row"):
@@ -161,6 +164,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         if templates:
             self.run(lambda store: [store.save_template(n, b) for n, b in templates.items()],
                      what="load the config's templates", lane="write")
+        self.start_watching()
         self.set_interval(POLL_EVERY, self.poll_store)
         self.set_interval(30, self.load_header)
         self.set_interval(PRESENCE_HEARTBEAT, self._heartbeat)
@@ -177,7 +181,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
     def _first_screen(self, first) -> None:
         """Show what was read while the app started; the rest of the timeline follows."""
-        self._show_header(first.states)
+        self._show_header((first.states, first.needs))
         self._context_loaded((first.channels, first.drafts, first.presence))
         self._prefetched = first.customer
         self.conversations.preload(first.counts, first.rows)
@@ -209,6 +213,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
     def refresh_all(self) -> None:
         self.conversations.reload()
         self.load_header()
+        self.watch()
         self.load_context()
         if self.current is not None:
             self.load_timeline(self.current)
@@ -240,13 +245,19 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
     # ---- header and tabs ----------------------------------------------------------------------
     def load_header(self) -> None:
-        self.run(lambda store: store.account_states(), self._show_header, what="read the accounts' states",
-                 key="header")
+        agent = self.agent
+        self.run(lambda store: (store.account_states(), store.needs_me(agent)), self._show_header,
+                 what="read the accounts' states", key="header")
 
-    def _show_header(self, states) -> None:
+    def _show_header(self, found) -> None:
+        states, needs = found
         self.query_one(AccountsBar).show(self.workspace.name, states, self.size.width < 100)
         right = Text(no_wrap=True)
         right.append_text(safe_line(self.agent, 16))
+        if needs is not None:
+            # Open conversations that are mine or nobody's: what this agent should look at.
+            right.append(" · ")
+            right.append(f"needs me {needs}", style="bold" if needs else "dim")
         right.append(f" · {time.strftime('%H:%M')}", style="dim")
         self.query_one("#header-right", Static).update(right)
 
@@ -274,6 +285,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         if flt.tag:
             text.append("  #")
             text.append_text(safe_line(flt.tag, 20, style="bold"))
+        if flt.breaching is not None:
+            text.append("  breaching", style="bold")
         self.query_one("#tabs", Static).update(text)
 
     def on_conversation_list_counted(self, message: ConversationList.Counted) -> None:

@@ -39,11 +39,13 @@ def owners() -> list[type]:
     from console.ui.composer import Composer
     from console.ui.conversation_list import ConversationList
     from console.ui.inbox import InboxScreen
+    from console.ui.reports_screen import ReportsScreen
     from console.ui.screens import ConfirmScreen, HelpScreen, PickScreen, SnoozeScreen
+    from console.ui.status_screen import StatusScreen
     from console.ui.timeline import Timeline
 
     return [ConsoleApp, InboxScreen, ConversationList, Timeline, Composer, HelpScreen, SnoozeScreen, PickScreen,
-            ConfirmScreen]
+            ConfirmScreen, ReportsScreen, StatusScreen]
 
 
 # The chains of owners a key press goes through (focused widget first): two bindings in one chain
@@ -52,7 +54,8 @@ CHAINS = (
     ("ConversationList", "InboxScreen", "ConsoleApp"),
     ("Timeline", "InboxScreen", "ConsoleApp"),
     ("Composer", "InboxScreen", "ConsoleApp"),
-    ("HelpScreen",), ("SnoozeScreen",), ("PickScreen",), ("ConfirmScreen",),
+    ("HelpScreen",), ("SnoozeScreen",), ("PickScreen",), ("ConfirmScreen",), ("ReportsScreen", "ConsoleApp"),
+    ("StatusScreen",),
 )
 
 

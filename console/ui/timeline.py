@@ -97,9 +97,13 @@ def lay_out(entries: list[TimelineEntry], width: int, show_quotes: bool, more_be
     layout = Layout(width, show_quotes, top=1 if more_before else 0)
     line = layout.top
     for entry in entries:
+        layout.offsets.append(line)
+        if entry.direction == "event":  # what a rule did: one line of its own
+            layout.bodies.append(("", 0, []))
+            line += 2
+            continue
         text, notes = body_text(entry, show_quotes)
         lines = wrap_offsets(text, max(8, width - INDENT))
-        layout.offsets.append(line)
         layout.bodies.append((text, notes, lines))
         line += 1 + len(lines) + 1  # heading, body, a blank line
     layout.total = line
@@ -365,7 +369,8 @@ class Timeline(Guarded, ScrollView, can_focus=True):
     def matches(self) -> list[int]:
         """Indexes of the messages holding a search word."""
         words = [w.lower() for w in self.highlight]
-        return [n for n, e in enumerate(self.entries) if any(w in (e.subject + " " + e.body).lower() for w in words)]
+        return [n for n, e in enumerate(self.entries)
+                if e.direction != "event" and any(w in (e.subject + " " + e.body).lower() for w in words)]
 
     def action_match(self, step: int) -> None:
         found = self.matches()
@@ -437,6 +442,13 @@ class Timeline(Guarded, ScrollView, can_focus=True):
         entry = self.entries[index]
         base = self.rich_style
         console = self.app.console
+        if entry.direction == "event":
+            line = Text(no_wrap=True, overflow="ellipsis", end="")
+            line.append(f"  {when(entry.sent_at)} · ", style=self._style("meta"))
+            line.append_text(safe_line(f"{entry.author} {entry.body}", 200, style=self._style("note")))
+            line.truncate(width, overflow="ellipsis")
+            return [Strip(list(line.render(console)), line.cell_len).adjust_cell_length(width, base).apply_style(base),
+                    Strip.blank(width, base)]
         ours = entry.direction == "out"
         current = entry.conversation_id == self.selected_conversation
         head = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -448,7 +460,11 @@ class Timeline(Guarded, ScrollView, can_focus=True):
         head.append("you" if ours else "them", style=self._style("you" if ours else "them"))
         if ours and entry.author:
             head.append(" (")
-            head.append_text(safe_line(entry.author, 20))
+            # What console sent on its own ("auto:rule after-hours", "auto:csat") says so.
+            author = entry.author
+            if author.startswith("auto:"):
+                author = "automatic: " + author[5:]
+            head.append_text(safe_line(author, 40))
             head.append(")")
         if entry.subject and entry.channel == "email":
             head.append("  ")

@@ -94,10 +94,12 @@ async def test_tag_note_and_the_card(demo):
         await ready(pilot, app)
         customer = app.current.customer_id
         before = store.tags(customer)
+        notes_before = [n.body for n in store.notes(customer)]
         await pilot.press("t", *"Greenhouse", "enter")
         await until(pilot, lambda: store.tags(customer) == sorted(before + ["greenhouse"]), "the tag")
         await pilot.press("w", *"Prefers rye [bold]x[/bold]", "enter")
-        await until(pilot, lambda: [n.body for n in store.notes(customer)] == ["Prefers rye [bold]x[/bold]"], "the note")
+        await until(pilot, lambda: [n.body for n in store.notes(customer)] == notes_before + ["Prefers rye [bold]x[/bold]"],
+                    "the note")
         await pilot.press("i")
         card = app.inbox.card
         await until(pilot, lambda: "#greenhouse" in str(card.query_one("#card-body").render()), "the card")
