@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", metavar="DATE", help="only conversations active since DATE (YYYY-MM-DD)")
     imp = sub.add_parser("import", parents=[common], help="read an export (JSON lines) back into the workspace")
     imp.add_argument("file", type=Path, help="the export file, or - for standard input")
+    from console.cli_outreach import add_parsers
+
+    add_parsers(sub, common)  # consent, segment, campaign
     return parser
 
 
@@ -109,7 +112,7 @@ def _setup_logging(ws: WorkspaceConfig, name: str) -> None:
 def open_store(ws: WorkspaceConfig):
     from console.store import Store
 
-    return Store(ws.store_path, ws.default_region)
+    return Store(ws.store_path, ws.default_region, ws.outreach)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,3 +352,12 @@ def _text_lines(stream):
 
 
 COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_export, "import": cmd_import}
+
+
+def _outreach(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    from console.cli_outreach import COMMANDS as OUTREACH
+
+    return OUTREACH[args.command](ws, args)
+
+
+COMMANDS.update({name: _outreach for name in ("consent", "segment", "campaign")})

@@ -25,6 +25,8 @@ else:  # pragma: no cover - the package requires 3.11, tomli keeps older interpr
 import platformdirs
 
 from console.channels import catalog
+from console.outreach.settings import OutreachSettings
+from console.outreach.settings import from_table as outreach_from_table
 
 APP_NAME = "console"
 KINDS = tuple(kind.id for kind in catalog.account_kinds())
@@ -229,6 +231,7 @@ class WorkspaceConfig:
     keymap: dict[str, str] = field(default_factory=dict)
     keymap_lines: dict[str, int | None] = field(default_factory=dict)
     templates: dict[str, str] = field(default_factory=dict)  # [templates]: name = "text with {first_name}"
+    outreach: OutreachSettings = field(default_factory=OutreachSettings)  # [outreach]: console/outreach/settings.py
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -249,7 +252,7 @@ def _os_user() -> str:
         return "agent"
 
 
-_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates"}
+_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates", "outreach"}
 _WORKSPACE_KEYS = {"name", "agent", "default_region", "data_dir", "response_target_minutes", "send_delay_seconds",
                    "close_waiting_after_days", "download_dir"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -331,6 +334,13 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
         if not isinstance(value, str) or not value.strip():
             raise err("templates", key, 'expected the reply text as a string, e.g. thanks = "Thank you, {first_name}!"')
     ws.templates = dict(templates)
+
+    outreach = data.get("outreach", {})
+    if not isinstance(outreach, dict):
+        raise ConfigError("expected an [outreach] table", path, locator.line_of("outreach"), "outreach")
+    ws.outreach = outreach_from_table(
+        outreach, lambda key, message: err("outreach", key, message), ws.name,
+        lambda key, message: ConfigError(message, path, locator.line_of("outreach.pacing", key), f"outreach.pacing.{key}"))
 
     accounts = data.get("accounts", [])
     if not isinstance(accounts, list):

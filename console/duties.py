@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
+from console.outreach.duty import campaign_duty
+
 
 class Duty(Protocol):
     name: str
@@ -22,6 +24,7 @@ class Duty(Protocol):
 
 # Each factory returns a Duty, or None when the workspace does not use it.
 FACTORIES: list[Callable[..., Duty | None]] = []
+FACTORIES.append(campaign_duty)  # campaigns' later steps and their end (console/outreach/duty.py)
 
 
 def duties_for(workspace, store) -> list[Duty]:

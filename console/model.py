@@ -84,10 +84,14 @@ class StatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class OptOutChange:
-    """A customer opted out (STOP) or back in (START) on an identity."""
+    """A customer opted out or back in, as the service reports it by other means than a message
+    (keywords in messages are read by the store itself, on every channel). `channel` "" means
+    every channel of the identity's kind."""
 
     peer: Address
     opted_out: bool
+    channel: str = ""
+    at: float | None = None  # when the customer decided (UTC epoch), if the service says
 
 
 @dataclass(slots=True)
@@ -137,6 +141,8 @@ class Outgoing:
     # shortly before `created_at`. A reconcile never answers with one of these: an identical
     # earlier reply ("Thanks!" twice) is not this one.
     taken_external_ids: frozenset[str] = frozenset()
+    # service (a reply), marketing, test or ack (console/store/outbox.py): what it is for.
+    purpose: str = "service"
 
 
 @dataclass(frozen=True, slots=True)

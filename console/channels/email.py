@@ -620,6 +620,11 @@ class EmailChannel:
         if refs:
             msg["In-Reply-To"] = refs[-1]
             msg["References"] = " ".join(refs[:1] + refs[1:][-30:])
+        # A campaign's unsubscribe links (console/outreach/messages.py): RFC 2369 and RFC 8058.
+        for header, option in (("List-Unsubscribe", "list_unsubscribe"), ("List-Unsubscribe-Post", "list_unsubscribe_post")):
+            value = out.options.get(option, "")
+            if value and value.isascii() and not _UNSAFE_HEADER.search(value):
+                msg[header] = value
         body = out.body.replace("\r\n", "\n")
         if s.signature:
             body = body.rstrip("\n") + "\n\n-- \n" + s.signature.strip("\n")

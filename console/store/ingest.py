@@ -208,21 +208,24 @@ class IngestMixin:
         shas = [digest(msg.raw) if msg.raw is not None else None for msg in result.messages]
         blobs = {sha: msg.raw for sha, msg in zip(shas, result.messages) if sha is not None}
         raw_saved = self.raw.put_soon(blobs) if blobs else None
+        inbound = []  # new messages from customers, for their opt-out keywords
         with self.db.write() as conn:
             for msg, sha in zip(result.messages, shas):
-                if insert_message(conn, account, msg, self.region, raw_sha=sha) is not None:
+                message_id = insert_message(conn, account, msg, self.region, raw_sha=sha)
+                if message_id is not None:
                     added += 1
+                    if msg.direction == "in":
+                        inbound.append((message_id, msg))
             for update in result.status_updates:
                 conn.execute(
                     "UPDATE message SET status = ?, status_detail = ? WHERE account = ? AND external_id = ?",
                     (update.status, update.detail, account, update.external_id),
                 )
-            for change in result.opt_outs:
-                identity_id, _ = resolve_identity(conn, change.peer, self.region, now())
-                conn.execute(
-                    "UPDATE identity SET opted_out = ?, opted_out_at = ? WHERE id = ?",
-                    (int(change.opted_out), now() if change.opted_out else None, identity_id),
-                )
+            # Consent follows in the same transaction (console/store/consent.py): a STOP is never
+            # stored without its effect.
+            self.apply_opt_out_changes(conn, result.opt_outs,
+                                       lambda peer: resolve_identity(conn, peer, self.region, now()))
+            self.consent_from_messages(conn, account, inbound)
             if result.cursor is not None:
                 conn.execute(
                     """INSERT INTO cursor (account, value, updated_at) VALUES (?, ?, ?)

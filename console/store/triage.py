@@ -136,6 +136,9 @@ class TriageMixin:
             attributes = json.loads(row["attributes"] or "{}")
             attributes[key] = value
             conn.execute("UPDATE customer SET attributes = ? WHERE id = ?", (json.dumps(attributes), customer_id))
+            # When it was set: a campaign counts a conversion by it (console/store/measure.py).
+            conn.execute("INSERT INTO attribute_change (customer_id, name, value, at) VALUES (?, ?, ?, ?)",
+                         (customer_id, key, str(value), now()))
 
     def card(self, customer_id: int) -> CustomerCard | None:
         row = self.db.query_one("SELECT * FROM customer WHERE id = ?", (customer_id,))

@@ -76,6 +76,11 @@ def identity(store, address: str):
     return store.db.query_one("SELECT * FROM identity WHERE kind = 'phone' AND address = ?", (address,))
 
 
+def sms_opted_out(store, address: str) -> int:
+    """1 when the number withdrew from SMS altogether (console/store/consent.py)."""
+    return int(store.consent_state(identity(store, address)["id"], "sms", "service") == "withdrawn")
+
+
 def message(store, message_id: int):
     return store.db.query_one("SELECT * FROM message WHERE id = ?", (message_id,))
 
@@ -218,13 +223,13 @@ def test_stop_opts_the_customer_out_and_start_back_in(tmp_path, twilio, store):
     sync(tmp_path, twilio, store)
     twilio.inbound(MARIA, "Stop ")
     sync(tmp_path, twilio, store)
-    assert identity(store, MARIA)["opted_out"] == 1
+    assert sms_opted_out(store, MARIA) == 1
     with pytest.raises(OptedOut):
         reply(store, MARIA, "are you sure?")
 
     twilio.inbound(MARIA, "START")
     sync(tmp_path, twilio, store)
-    assert identity(store, MARIA)["opted_out"] == 0
+    assert sms_opted_out(store, MARIA) == 0
     message_id = reply(store, MARIA, "Welcome back!")
     sync(tmp_path, twilio, store)
     assert [m.body for m in twilio.outbound()] == ["Welcome back!"]
@@ -238,7 +243,7 @@ def test_stop_and_start_in_one_pull_leave_the_newest_choice(tmp_path, twilio, st
     twilio.inbound(KOFI, "START", at=time.time() - 60)
     twilio.inbound(KOFI, "quit", at=time.time() - 30)
     sync(tmp_path, twilio, store)
-    assert (identity(store, MARIA)["opted_out"], identity(store, KOFI)["opted_out"]) == (0, 1)
+    assert (sms_opted_out(store, MARIA), sms_opted_out(store, KOFI)) == (0, 1)
 
 
 def test_a_send_refused_for_stop_fails_and_marks_the_customer_opted_out(tmp_path, twilio, store):
@@ -250,7 +255,7 @@ def test_a_send_refused_for_stop_fails_and_marks_the_customer_opted_out(tmp_path
 
     row = message(store, message_id)
     assert row["status"] == "failed" and "replied STOP" in row["status_detail"]
-    assert identity(store, MARIA)["opted_out"] == 1
+    assert sms_opted_out(store, MARIA) == 1
     assert twilio.outbound() == [] and len(twilio.posts) == 1
 
 
@@ -489,7 +494,7 @@ def test_a_long_first_sync_arrives_in_batches_that_resume_after_a_crash(tmp_path
     assert sync(tmp_path, twilio, store) == {}
     assert store.count_messages() == 622
     assert json.loads(store.cursor("phone"))["sweep"] is None
-    assert identity(store, MARIA)["opted_out"] == 0, "the newest choice wins across batches"
+    assert sms_opted_out(store, MARIA) == 0, "the newest choice wins across batches"
     twilio.inbound(MARIA, "new")
     sync(tmp_path, twilio, store)
     assert store.count_messages() == 623

@@ -1,0 +1,146 @@
+"""A campaign's dry run, progress and report as text, JSON and CSV, for the CLI and the screens.
+
+The numbers come from the store (console/store/campaigns.py `Plan`, `Progress`;
+console/store/measure.py `Report`); this module only lays them out, the same way everywhere.
+No UI toolkit: the screens turn these lines into `rich.text.Text`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+from console.channels import catalog
+from console.outreach.reasons import Reason
+from console.outreach.zones import workspace_zone
+
+BAR = 30
+
+
+def moment(at: float | None, zone_setting: str = "") -> str:
+    if at is None:
+        return "-"
+    return dt.datetime.fromtimestamp(at, workspace_zone(zone_setting)).strftime("%a %d %b %H:%M")
+
+
+def names(people, limit: int | None = None) -> str:
+    shown = [p.name or f"customer {p.customer_id}" for p in people]
+    if limit is not None and len(shown) > limit:
+        return ", ".join(shown[:limit]) + f" and {len(shown) - limit} more"
+    return ", ".join(shown)
+
+
+def plan_lines(plan, settings, limit: int | None = None) -> list[str]:
+    """The dry run: N selected -> M now, H held until when, every exclusion with its names."""
+    step = next(s for s in plan.campaign.steps if s.position == plan.position)
+    channels = ", ".join(catalog.channel(c).name for c in step.channels)
+    out = [f"{plan.campaign.name}, step {plan.position} ({channels}), as of {moment(plan.at, settings.timezone)}:",
+           f"  {plan.selected} selected -> {len(plan.now)} receive now, {len(plan.held)} held, "
+           f"{plan.selected - len(plan.now) - len(plan.held)} left out"]
+    held: dict[float, list] = {}
+    for p in plan.held:
+        held.setdefault(p.at, []).append(p)
+    for at, people in sorted(held.items()):
+        out.append(f"  held until {moment(at, settings.timezone)} ({len(people)}): {names(people, limit)}")
+    by_channel = plan.by_channel
+    if by_channel:
+        out.append("  by channel: " + ", ".join(f"{catalog.channel(c).name} {n}" for c, n in by_channel.most_common()))
+    if plan.sms_segments:
+        out.append(f"  SMS: {by_channel.get('sms', 0)} message(s), {plan.sms_segments} segment(s), "
+                   f"about {settings.currency} {plan.cost:.2f}")
+    excluded = plan.excluded
+    if excluded:
+        out.append("  left out:")
+        for reason, people in sorted(excluded.items(), key=lambda item: -len(item[1])):
+            out.append(f"    {reason.value} - {reason.label} ({len(people)}): {names(people, limit)}")
+    return out
+
+
+def plan_json(plan) -> str:
+    def person(p):
+        row = {"customer_id": p.customer_id, "name": p.name, "reason": p.reason.value if p.reason else None,
+               "at": p.at, "channel": p.channel, "account": p.account}
+        if p.rendered is not None:
+            row.update(subject=p.rendered.subject, body=p.rendered.body, segments=p.rendered.segments)
+        if p.detail:
+            row["detail"] = p.detail
+        return row
+
+    return json.dumps({
+        "campaign": plan.campaign.name, "step": plan.position, "at": plan.at, "selected": plan.selected,
+        "now": len(plan.now), "held": len(plan.held), "held_until": plan.held_until,
+        "excluded": {r.value: len(v) for r, v in plan.excluded.items()},
+        "by_channel": dict(plan.by_channel), "sms_segments": plan.sms_segments, "cost": plan.cost,
+        "recipients": [person(p) for p in plan.rows],
+    }, ensure_ascii=False, indent=1)
+
+
+def progress_bar(progress, width: int = BAR) -> str:
+    """'[##########..........] 120/300 sent, 20 held, 2 failed'."""
+    total = max(1, progress.total)
+    filled = int(width * progress.done / total)
+    parts = [f"{progress.sent}/{progress.total} sent"]
+    for name in ("sending", "waiting", "held", "failed", "refused", "cancelled"):
+        value = getattr(progress, name)
+        if value:
+            parts.append(f"{value} {name}")
+    return f"[{'#' * filled}{'.' * (width - filled)}] " + ", ".join(parts)
+
+
+def report_lines(report) -> list[str]:
+    """The funnel per step and channel, as a table of text."""
+    out = [f"{report.campaign} ({report.state}, launched {moment(report.launched_at)}): replies counted within "
+           f"{report.reply_days} days" + (f", converted = {report.convert_on} within {report.convert_days} days"
+                                         if report.convert_on else "")]
+    head = f"  {'step':<6}{'channel':<11}" + "".join(f"{h:>10}" for h in
+                                                      ("targeted", "sent", "delivered", "read", "replied",
+                                                       "opted out", "failed", "converted"))
+    out.append(head)
+    for position in sorted(report.steps):
+        rows = list(report.steps[position].items())
+        if len(rows) > 1:
+            rows.append(("all", report.step_total(position)))
+        for channel, f in rows:
+            name = catalog.channel(channel).name if channel != "all" else "all"
+            out.append(f"  {position:<6}{name:<11}" + "".join(f"{v:>10}" for v in (
+                f.targeted, f.sent, f.delivered, f.read, f.replied, f.opted_out, f.failed + f.refused, f.converted)))
+        left = report.excluded.get(position)
+        if left:
+            out.append("        left out: " + ", ".join(f"{Reason.of(r).label if Reason.of(r) else r} {n}"
+                                                       for r, n in sorted(left.items(), key=lambda kv: -kv[1])))
+    if report.holdout:
+        line = f"  holdout: {report.holdout} kept out, {report.holdout_converted} converted"
+        if report.lift is not None:
+            line += f"; lift versus no message: {report.lift * 100:+.1f} points"
+        out.append(line)
+    return out
+
+
+def report_json(report) -> str:
+    return json.dumps({
+        "campaign": report.campaign, "state": report.state, "launched_at": report.launched_at,
+        "reply_days": report.reply_days, "convert_on": report.convert_on, "convert_days": report.convert_days,
+        "steps": {str(p): {c: f.as_dict() for c, f in chans.items()} for p, chans in sorted(report.steps.items())},
+        "excluded": {str(p): reasons for p, reasons in sorted(report.excluded.items())},
+        "holdout": {"size": report.holdout, "converted": report.holdout_converted,
+                    "messaged": report.messaged, "messaged_converted": report.messaged_converted,
+                    "lift": report.lift},
+    }, ensure_ascii=False, indent=1)
+
+
+def report_csv(report) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    header = False
+    for position in sorted(report.steps):
+        for channel, funnel in report.steps[position].items():
+            numbers = funnel.as_dict()
+            if not header:
+                writer.writerow(["campaign", "step", "channel", *numbers])
+                header = True
+            writer.writerow([report.campaign, position, channel, *numbers.values()])
+    if not header:
+        writer.writerow(["campaign", "step", "channel"])
+    return buffer.getvalue()
