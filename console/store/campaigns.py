@@ -266,8 +266,8 @@ class CampaignMixin:
         step = self._step(campaign, position)
         members, excluded = self._audience(campaign, at)
         self.unsubscribe_tokens([])  # the key exists before the read snapshot (made once per workspace)
-        with self.db.read() as conn:
-            return self.plan_step(conn, campaign, step, members, at, senders, agent, excluded)
+        with self.db.read() as conn:  # as if launched now: the stop conditions count from `at`
+            return self.plan_step(conn, campaign, step, members, at, senders, agent, excluded, started=at)
 
     def _need(self, ref: int | str) -> Campaign:
         campaign = self.campaign(ref)
@@ -306,7 +306,13 @@ class CampaignMixin:
         return plan
 
     def _write_plan(self, conn: sqlite3.Connection, campaign_id: int, run_key: str, plan: Plan, agent: str) -> None:
+        """Write a planned step; a customer it was already written for is left alone (the
+        UNIQUE key and this check make planning twice harmless)."""
+        done = {r[0] for r in conn.execute("SELECT customer_id FROM campaign_recipient WHERE campaign_id = ? "
+                                           "AND position = ?", (campaign_id, plan.position))}
         for p in plan.rows:
+            if p.customer_id in done:
+                continue
             message_id = outbox_id = None
             if p.queued:
                 message_id, outbox_id = self._enqueue(

@@ -96,22 +96,24 @@ def test_rows_and_counts_follow_every_kind_of_change(tmp_path):
 
 
 def test_a_workspace_from_before_the_precomputed_list_gets_its_rows_on_upgrade(tmp_path):
+    import sqlite3
+
+    from console.store.ingest import insert_message
+    from console.store.schema import MIGRATIONS
+
     path = tmp_path / "console.db"
-    store = Store(path)
-    store.apply_pull("acct", PullResult(messages=[inbound(i, i % 7, 1_000_000 + i) for i in range(30)]))
-    # Back to schema 4: the precomputed tables did not exist.
-    store.db.before_commit.clear()
-    with store.db.write() as conn:
-        for trigger in ("insert", "update", "delete"):
-            conn.execute(f"DROP TRIGGER list_conversation_{trigger}")
-        for table in ("list_row", "list_count", "list_dirty"):
-            conn.execute(f"DROP TABLE {table}")
-        conn.execute("DROP INDEX conversation_open_order")
-        conn.execute("DROP INDEX conversation_latest")
-        conn.execute("DROP INDEX conversation_assignee")
-        conn.execute("ALTER TABLE presence DROP COLUMN host")
-        conn.execute("PRAGMA user_version = 4")
-    store.close()
+    # A workspace at schema 4: the precomputed tables did not exist (nor anything added since).
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("BEGIN")
+    for migration in MIGRATIONS[:4]:
+        for statement in migration:
+            conn.execute(statement)
+    for i in range(30):
+        insert_message(conn, "acct", inbound(i, i % 7, 1_000_000 + i), "US")
+    conn.execute("PRAGMA user_version = 4")
+    conn.execute("COMMIT")
+    conn.close()
     upgraded = Store(path)
     assert upgraded.count_rows(ListFilter("open")) == 7
     assert_lists_match(upgraded)
