@@ -315,10 +315,14 @@ class CampaignMixin:
                 continue
             message_id = outbox_id = None
             if p.queued:
+                # An email is a mail of its own, never a "Re:" in an old thread; a chat message joins
+                # the customer's chat.
+                own = p.channel == "email"
                 message_id, outbox_id = self._enqueue(
                     conn, p.identity_id, p.account, p.channel, p.rendered.body, subject=p.rendered.subject,
-                    author=agent, conversation_id=p.conversation_id, options=p.rendered.options, due=p.at,
-                    purpose="marketing", key=_key(run_key, plan.position, p.customer_id), status="done")
+                    author=agent, conversation_id=None if own else p.conversation_id, options=p.rendered.options,
+                    due=p.at, purpose="marketing", key=_key(run_key, plan.position, p.customer_id), status="done",
+                    new_thread=own)
                 if p.reason is Reason.HELD:
                     hold(conn, outbox_id, message_id, p.at, self.outreach.timezone)
             state = "queued" if p.queued else "holdout" if p.reason is Reason.HOLDOUT else "excluded"
