@@ -334,7 +334,7 @@ class Engine:
         fetch = getattr(run.channel, "fetch_attachment", None)
         for item in await asyncio.to_thread(self.store.pending_downloads, name):
             raw = await asyncio.to_thread(self.store.message_raw, item["message_id"])
-            if raw is not None:
+            if raw is not None and not _takes_raw(fetch):
                 fetch = _from_raw  # the attachment is in the kept message: no network
             if fetch is None or not item["ref"]:
                 await asyncio.to_thread(self.store.record_download, item["id"], "",
@@ -433,9 +433,16 @@ class Engine:
         return failed
 
 
+def _takes_raw(fetch) -> bool:
+    """Whether an adapter's fetch_attachment reads a part out of the kept bytes itself (email)."""
+    import inspect
+
+    return fetch is not None and "raw" in inspect.signature(fetch).parameters
+
+
 async def _from_raw(external_id: str, ref: str, raw: bytes) -> bytes:
-    """An attachment out of a message's kept MIME bytes."""
-    from console.mailparse import part_bytes
+    """An attachment out of a message's kept MIME bytes, for an adapter that cannot read them."""
+    from console.channels.email.mailparse import part_bytes
 
     data = part_bytes(raw, ref)
     if data is None:

@@ -270,7 +270,7 @@ def test_a_different_mail_reusing_a_message_id_is_kept_and_copies_of_one_mail_ar
 
 
 def test_the_lean_fetch_reads_what_imapclient_reads_from_dovecot(dovecot):
-    from console.channels.imapfetch import fetch_bodies
+    from console.channels.email.imapfetch import fetch_bodies
 
     dovecot.deliver(HTML_ONLY)
     dovecot.deliver(ALTERNATIVE_WITH_PDF, seen=True)
@@ -783,7 +783,7 @@ def test_the_mail_parser_corpus_goes_through_the_sync_intact(tmp_path, dovecot, 
         dovecot.deliver(path.read_bytes())
     ws = config(tmp_path, dovecot, smtp, trust)
     assert sync(ws, store) == {}
-    from console.mailparse import parse
+    from console.channels.email.mailparse import parse
 
     ids = {parse(p.read_bytes()).message_id for p in corpus}
     assert store.count_messages() == len(ids)  # one per distinct Message-ID, nothing lost
@@ -802,7 +802,7 @@ def test_cpython_email_test_messages_go_through_the_sync(tmp_path, dovecot, smtp
         dovecot.deliver(path.read_bytes())
     ws = config(tmp_path, dovecot, smtp, trust)
     assert sync(ws, store) == {}
-    from console.mailparse import parse
+    from console.channels.email.mailparse import parse
 
     stored = {store.message_raw(r["id"]).replace(b"\r\n", b"\n") for r in messages(store)}
     first_of_id = {}

@@ -1,4 +1,4 @@
-"""The lean UID FETCH reader (console.channels.imapfetch), fed answers byte by byte as a server
+"""The lean UID FETCH reader (console.channels.email.imapfetch), fed answers byte by byte as a server
 would send them. It is exercised against a real Dovecot in tests/test_email.py; here are the
 answers Dovecot does not give on demand: odd item orders, unsolicited responses, NO, BYE, a
 connection lost inside a literal, a form the reader leaves to imapclient."""
@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from console.channels.imapfetch import UnexpectedResponse, fetch_bodies, internaldate, uid_set
+from console.channels.email.imapfetch import UnexpectedResponse, fetch_bodies, internaldate, uid_set
 
 
 class Wire:

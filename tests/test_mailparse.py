@@ -1,4 +1,4 @@
-"""Reading mail without ever raising: console.mailparse, console.htmltext and console.attachments,
+"""Reading mail without ever raising: console.channels.email.mailparse, console.htmltext and console.attachments,
 fed ordinary, odd and hostile messages (and CPython's own email test corpus)."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from conftest import workspace_from
 from console.attachments import safe_filename, save
 from console.channels import open_channel
 from console.htmltext import html_to_text
-from console.mailparse import MAX_PARTS, decode_header, parse, part_bytes, synthetic_message_id
+from console.channels.email.headers import decode_header, synthetic_message_id
+from console.channels.email.mailparse import MAX_PARTS, parse, part_bytes
 from console.model import PullResult
 
 CPYTHON_CORPUS = sorted(Path("/usr/lib/python3.11/test/test_email/data").glob("msg_*.txt"))
@@ -331,7 +332,7 @@ def _corpus() -> list[bytes]:
 def test_the_fast_path_reads_every_mail_it_accepts_exactly_as_the_stdlib_parser():
     import random
 
-    from console import mailparse
+    from console.channels.email import mailparse
 
     rnd = random.Random(20261123)
     samples = _sample_mails()
@@ -360,7 +361,7 @@ def test_the_fast_path_reads_every_mail_it_accepts_exactly_as_the_stdlib_parser(
 def test_plain_addresses_are_read_as_getaddresses_reads_them(value):
     from email.utils import getaddresses
 
-    from console.mailparse import simple_address
+    from console.channels.email.headers import simple_address
 
     simple = simple_address(value)
     if simple is not None:
@@ -371,7 +372,7 @@ def test_every_address_header_of_the_corpora_reads_as_getaddresses_reads_it():
     from email import message_from_bytes
     from email.utils import getaddresses
 
-    from console.mailparse import simple_address
+    from console.channels.email.headers import simple_address
 
     checked = 0
     for raw in _corpus() + _sample_mails():
@@ -392,8 +393,45 @@ def test_every_address_header_of_the_corpora_reads_as_getaddresses_reads_it():
     ("Re:", ""), ("Reply needed", ""), ("Fw: invoice", "invoice"), ("Re: Re: ", ""),
 ])
 def test_a_reply_subject_is_the_subject_it_answers_and_empty_for_anything_else(subject, key):
-    from console.subjects import reply_subject, subject_key
+    from console.channels.email.subjects import reply_subject, subject_key
 
     assert reply_subject(subject) == key
     if key:
         assert subject_key(subject) == subject_key(key.title()) == key
+
+
+@pytest.mark.parametrize("subject, reply", [
+    ("Order #118", "Re: Order #118"), ("  Order #118 ", "Re: Order #118"), ("Re: Order #118", "Re: Order #118"),
+    ("RE: cake", "RE: cake"), ("AW: Torte", "AW: Torte"), ("Re[2]: cake", "Re[2]: cake"),
+    ("[shop] Re: cake", "[shop] Re: cake"), ("Fwd: invoice", "Re: Fwd: invoice"), ("", "Re:"),
+    ("Reply needed", "Re: Reply needed"),
+])
+def test_a_reply_keeps_a_subject_that_is_already_a_reply_and_puts_re_in_front_of_any_other(subject, reply):
+    from console.channels.email import reply_subject_for
+
+    assert reply_subject_for(subject) == reply
+
+
+def test_an_attachment_is_read_from_the_kept_bytes_without_the_network(tmp_path):
+    import asyncio
+    from email.message import EmailMessage
+
+    from console.model import PermanentError
+
+    ws = workspace_from('[[accounts]]\nkind = "email"\nname = "mail"\nemail = "shop@acme.test"\n'
+                        'imap_host = "imap.invalid"\nsmtp_host = "smtp.invalid"\nimap_user = "shop@acme.test"\n'
+                        'password_env = "UNUSED"\ntimeout = 1\n', tmp_path)
+    mail = EmailMessage()
+    mail["From"], mail["Subject"], mail["Message-ID"] = "ann@example.org", "invoice", "<inv@example.org>"
+    mail.set_content("See attached.")
+    mail.add_attachment(b"%PDF-1.7 the invoice", maintype="application", subtype="pdf", filename="invoice.pdf")
+    raw = mail.as_bytes()
+    [pdf] = parse(raw).attachments
+    channel = open_channel(ws.accounts[0], ws)
+
+    async def fetch(ref):
+        return await channel.fetch_attachment("<inv@example.org>", ref, raw=raw)
+
+    assert asyncio.run(fetch(pdf.ref)) == b"%PDF-1.7 the invoice"  # imap.invalid was never asked
+    with pytest.raises(PermanentError, match="that attachment is not in the message"):
+        asyncio.run(fetch("9.9"))

@@ -100,8 +100,9 @@ def test_edits_replace_the_body_and_are_marked(store):
 
 def test_full_text_index_follows_messages(store):
     store.apply_pull("a", PullResult([msg("1", ANN_SMS, body="the croissant order for friday")]))
-    hits = store.db.query("SELECT rowid FROM message_fts WHERE message_fts MATCH 'croissant'")
-    assert len(hits) == 1
+    assert store.index.settle(timeout=5)
+    hits = store.index.reader.execute("SELECT rowid FROM search.message_fts WHERE message_fts MATCH 'croissant'")
+    assert len(hits.fetchall()) == 1
 
 
 def test_reply_goes_through_the_outbox_and_back(store):
@@ -246,9 +247,9 @@ def test_background_checkpoints_copy_the_wal_into_the_database_while_the_writer_
                 msg(f"<{batch}-{n}@x>", peer, channel="email", thread=f"t{n}", body="x " * 10_000)
                 for n in range(50)]))
         deadline = time.monotonic() + 10
-        while path.stat().st_size < before + 5_000_000 and time.monotonic() < deadline:
+        while path.stat().st_size < before + 4_000_000 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert path.stat().st_size >= before + 5_000_000, "the thread copied the WAL into the database file"
+        assert path.stat().st_size >= before + 4_000_000, "the thread copied the WAL into the database file"
     finally:
         store.db.stop_background_checkpoints()
     assert store.db.query_one("PRAGMA wal_autocheckpoint")[0] == 1000
@@ -280,3 +281,14 @@ def test_raw_bytes_stored_inside_the_workspace_by_an_earlier_version_are_still_r
     store.db.conn.execute("UPDATE message SET raw = ?, raw_sha = NULL", (b"old bytes",))
     [row] = store.db.query("SELECT id FROM message")
     assert store.message_raw(row["id"]) == b"old bytes"
+
+
+def test_a_reply_with_nothing_but_its_subject_joins_by_the_key_its_adapter_gave(store):
+    maria = Address("email", "maria@example.com", "Maria")
+    # The conversation was opened by a reply whose original is not stored: its key is the one
+    # the adapter gave ("cake"), not its subject folded ("re: cake").
+    store.apply_pull("mail", PullResult([
+        msg("<a@x>", maria, channel="email", thread="<root@x>", subject="Re: Cake", reply_subject="cake"),
+        msg("<b@x>", maria, channel="email", thread="<b@x>", subject="AW: cake", reply_subject="cake", at=NOW - 60),
+    ]))
+    assert [r[0] for r in store.db.query("SELECT message_count FROM conversation")] == [2]

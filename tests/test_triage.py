@@ -228,10 +228,10 @@ def test_the_search_index_covers_each_body_up_to_8000_characters_and_stays_consi
     long_body = "croissant " + "filler " * 1200 + "zanzibar"  # the last word is past 8,000 characters
     store.apply_pull("acct", PullResult(messages=[msg(1, TOM, long_body, channel="email")]))
     assert [h.line for h in store.search("croissant")] and store.search("zanzibar") == []
-    # An edit replaces the indexed text; the external-content index stays consistent.
+    # An edit replaces the indexed text; the index stays consistent.
     store.db.conn.execute("UPDATE message SET body = 'pretzel ' || body WHERE external_id = 'm1'")
     assert store.search("pretzel") and store.search("croissant")
-    store.db.conn.execute("INSERT INTO message_fts(message_fts) VALUES ('integrity-check')")
+    store.index.conn.execute("INSERT INTO search.message_fts(message_fts) VALUES ('integrity-check')")
     store.db.conn.execute("DELETE FROM message")
-    store.db.conn.execute("INSERT INTO message_fts(message_fts) VALUES ('integrity-check')")
     assert store.search("croissant") == []
+    store.index.conn.execute("INSERT INTO search.message_fts(message_fts) VALUES ('integrity-check')")

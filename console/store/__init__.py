@@ -1,8 +1,9 @@
 """The workspace store: SQLite, the single source of truth for every process.
 
 `Store` gathers the store's parts: ingest (what adapters pulled), the outbox (what we send),
-queries and intents (what the UI reads and asks), backups (export / import), and outreach:
-consent, segments, campaigns, the facts restraint decides on, and the measurements.
+queries and intents (what the UI reads and asks), search (with its index in a file of its own),
+backups (export / import), and outreach: consent, segments, campaigns, the facts restraint
+decides on, and the measurements.
 SQL lives only in this package, so another backend can implement the same interface.
 """
 
@@ -18,33 +19,41 @@ from console.store.contacts import ContactsMixin
 from console.store.db import Database, StoreError
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
-from console.store.triage import (CustomerCard, Note, Presence, SearchHit, SearchSyntaxError, Suggestion,
-                                  TriageMixin)
 from console.store.rawfile import RawFile
 from console.store.lists import STATUSES, ListFilter, ListRow, ListsMixin, refresh_lists
 from console.store.measure import MeasureMixin, Report
 from console.store.queries import AccountState, IdentityRow, QueryMixin, TimelineEntry
 from console.store.restraint import RestraintMixin
+from console.store.search import SearchCancelled, SearchHit, SearchMixin, SearchSyntaxError
+from console.store.searchindex import SearchIndex
 from console.store.segments import Segment, SegmentCancelled, SegmentMixin
+from console.store.triage import CustomerCard, Note, Presence, Suggestion, TriageMixin
 
 __all__ = [
     "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
-    "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "Suggestion",
+    "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "SearchCancelled", "Suggestion",
     "ConsentRow", "Segment", "SegmentCancelled", "CampaignError", "Plan", "Planned", "Progress", "Report",
 ]
 
 
-class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, BackupMixin, ConsentMixin,
+class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin, ConsentMixin,
             RestraintMixin, SegmentMixin, CampaignMixin, MeasureMixin, ContactsMixin):
     def __init__(self, path: Path | str, region: str = "US", outreach: OutreachSettings | None = None):
         self.db = Database(path, before_commit=(refresh_lists,))
         self.raw = RawFile(Path(path))
         self.region = region
         self.outreach = outreach or OutreachSettings()  # the [outreach] settings restraint applies
+        if str(path) == ":memory:":  # the indexer cannot open an in-memory workspace: it shares this connection
+            self.index = SearchIndex(Path(path), self.db.conn, self.db.lock)
+        else:
+            self.index = SearchIndex(Path(path))
+        self.db.after_commit.append(self.index.wake)
+        self.index.wake()  # what earlier runs left pending, or a first build of the index
 
     def data_version(self) -> int:
         return self.db.data_version()
 
     def close(self) -> None:
+        self.index.close()
         self.raw.close()
         self.db.close()

@@ -5,7 +5,8 @@ a read in one thread never waits behind another thread's write, nor behind the s
 Writes go through `write()`, which opens the transaction with BEGIN IMMEDIATE: in WAL mode a
 deferred transaction that reads and then writes fails at once under contention. Hooks registered
 with `before_commit` run inside every write transaction just before it commits (the conversation
-list's precomputed rows are refreshed that way, so no write path can forget them).
+list's precomputed rows are refreshed that way, so no write path can forget them); `after_commit`
+hooks run once it has (the search index wakes its indexer).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Database:
         # One lock per process for write transactions: threads of one process queue here rather
         # than in SQLite's busy handler, which sleeps in steps and would add latency.
         self.lock = threading.RLock()
+        # Called after each commit of `write()` (the search index wakes its indexer with it).
+        self.after_commit: list[Callable[[], None]] = []
         try:
             conn = self.conn
             self._migrate()
@@ -135,6 +138,8 @@ class Database:
                 conn.execute("COMMIT")
                 if self._checkpointer is not None:
                     self._wrote.set()
+                for hook in self.after_commit:
+                    hook()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -15,9 +15,9 @@ import uuid
 from console.identity import normalize
 from console.model import Address, InboundMessage, PullResult
 from console.sanitize import one_line
-from console.subjects import subject_key
 from console.store.db import Database, now
 from console.store.rawfile import RawFile, digest
+from console.store.searchindex import SearchIndex
 
 PREVIEW_LENGTH = 160
 SUBJECT_THREAD_DAYS = 60
@@ -89,18 +89,34 @@ def _find_conversation(conn: sqlite3.Connection, account: str, msg: InboundMessa
             (customer_id, account, msg.sent_at - SUBJECT_THREAD_DAYS * 86400),
         )
         for candidate in recent:
-            if subject_key(candidate["subject"]) == msg.reply_subject:
+            # Conversations stored before schema 5, or opened by the outbox, have no key of their
+            # own: their subject, folded, stands in for it.
+            if (candidate["subject_key"] or fold_subject(candidate["subject"])) == msg.reply_subject:
                 return candidate
     return None
 
 
+def fold_subject(subject: str) -> str:
+    """A subject without case or runs of spaces. The channel's own rules (email's "Re:" prefixes)
+    are applied by the adapter, which hands over `reply_subject` already folded."""
+    return " ".join((subject or "").casefold().split())
+
+
+def _subject_key(msg: InboundMessage) -> str:
+    """What a conversation opened by `msg` is found by when a later reply has only its subject:
+    the key the adapter gave for a reply, else the folded subject."""
+    return msg.reply_subject or fold_subject(msg.subject)
+
+
 def _after_message(conn: sqlite3.Connection, conv: sqlite3.Row, direction: str, at: float,
-                   preview: str, subject: str) -> None:
+                   preview: str, subject: str, subject_key: str | None = None) -> None:
     """Update a conversation's times and status for one new message.
 
     A customer message newer than our last reply (re)opens it, including a done or snoozed one;
     our reply newer than their last message moves an open conversation to waiting.
     """
+    if subject_key is None:
+        subject_key = fold_subject(subject)
     status, waiting_since = conv["status"], conv["waiting_since"]
     last_in, last_out = conv["last_inbound_at"], conv["last_outbound_at"]
     if direction == "in":
@@ -121,10 +137,11 @@ def _after_message(conn: sqlite3.Connection, conv: sqlite3.Row, direction: str, 
         """UPDATE conversation SET status = ?, waiting_since = ?, last_inbound_at = ?, last_outbound_at = ?,
                last_message_at = MAX(last_message_at, ?), message_count = message_count + 1,
                preview = CASE WHEN ? THEN ? ELSE preview END,
+               subject_key = CASE WHEN subject = '' THEN ? ELSE subject_key END,
                subject = CASE WHEN subject = '' THEN ? ELSE subject END,
                snooze_until = CASE WHEN ? = 'snoozed' THEN snooze_until ELSE NULL END
            WHERE id = ?""",
-        (status, waiting_since, last_in, last_out, at, newest, preview, subject, status, conv["id"]),
+        (status, waiting_since, last_in, last_out, at, newest, preview, subject_key, subject, status, conv["id"]),
     )
 
 
@@ -166,10 +183,10 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
     if conv is None:
         status = "open" if msg.direction == "in" else "waiting"
         conv_id = conn.execute(
-            """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, subject, status,
-                   waiting_since, last_inbound_at, last_outbound_at, last_message_at, preview, message_count)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)""",
-            (account, msg.thread_key, msg.channel, customer_id, identity_id, msg.subject, status,
+            """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, subject, subject_key,
+                   status, waiting_since, last_inbound_at, last_outbound_at, last_message_at, preview, message_count)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)""",
+            (account, msg.thread_key, msg.channel, customer_id, identity_id, msg.subject, _subject_key(msg), status,
              msg.sent_at if status == "open" else None,
              msg.sent_at if msg.direction == "in" else None,
              msg.sent_at if msg.direction == "out" else None,
@@ -177,7 +194,7 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
         ).lastrowid
     else:
         conv_id = conv["id"]
-        _after_message(conn, conv, msg.direction, msg.sent_at, preview, msg.subject)
+        _after_message(conn, conv, msg.direction, msg.sent_at, preview, msg.subject, _subject_key(msg))
     # HTML is kept only when it is the original (Mastodon): an email's HTML is in its raw bytes,
     # and storing it twice cost a tenth of a millisecond a message in a mailbox's first sync.
     attachments = json.dumps([
@@ -197,6 +214,7 @@ def insert_message(conn: sqlite3.Connection, account: str, msg: InboundMessage, 
 class IngestMixin:
     db: Database
     raw: RawFile
+    index: SearchIndex
     region: str
 
     def apply_pull(self, account: str, result: PullResult) -> int:
@@ -209,6 +227,7 @@ class IngestMixin:
         blobs = {sha: msg.raw for sha, msg in zip(shas, result.messages) if sha is not None}
         raw_saved = self.raw.put_soon(blobs) if blobs else None
         inbound = []  # new messages from customers, for their opt-out keywords
+        taken = self.index.hwm()
         with self.db.write() as conn:
             for msg, sha in zip(result.messages, shas):
                 message_id = insert_message(conn, account, msg, self.region, raw_sha=sha)
@@ -226,6 +245,9 @@ class IngestMixin:
             self.apply_opt_out_changes(conn, result.opt_outs,
                                        lambda peer: resolve_identity(conn, peer, self.region, now()))
             self.consent_from_messages(conn, account, inbound)
+            # What the search index has taken from its queue (searchindex.py) is cleared here,
+            # in a transaction the store opens anyway, rather than by the indexer taking the lock.
+            conn.execute("DELETE FROM search_queue WHERE seq <= ?", (taken,))
             if result.cursor is not None:
                 conn.execute(
                     """INSERT INTO cursor (account, value, updated_at) VALUES (?, ?, ?)

@@ -197,7 +197,74 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE message ADD COLUMN raw_sha TEXT",
     ],
-    # 5: the conversation list precomputed (console/store/lists.py): one row per status, channel
+    # 5: each conversation keeps the key a reply with nothing but its subject finds it by, as the
+    # channel's adapter gave it (email: the subject without "Re:" and the like). NULL for
+    # conversations stored before, for which the folded subject stands in.
+    [
+        "ALTER TABLE conversation ADD COLUMN subject_key TEXT",
+    ],
+    # 6: the full-text index moves to a file of its own, ordered by time (console/store/
+    # searchindex.py). The workspace keeps what the indexer has to (re)read: a queue written by
+    # triggers in the same transaction as the messages and customers it names, and the id that
+    # pairs the index file with this workspace. The new file is built from the messages at first
+    # open, so the old index goes.
+    [
+        "DROP TRIGGER message_fts_insert",
+        "DROP TRIGGER message_fts_delete",
+        "DROP TRIGGER message_fts_update",
+        "DROP TABLE message_fts",
+        # AUTOINCREMENT: a sequence number is never reused, so the index's high-water mark never
+        # skips a row (a message id can be reused after the newest message is deleted).
+        # A change or a deletion keeps the text as it was (the part that is indexed): the index
+        # keeps no copy of the text, and needs it to take the old words out.
+        """CREATE TABLE search_queue (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id INTEGER,
+            customer_id INTEGER,
+            conversation_id INTEGER,
+            changed INTEGER NOT NULL DEFAULT 0,
+            old_subject TEXT,
+            old_body TEXT
+        )""",
+        """CREATE TRIGGER search_message_insert AFTER INSERT ON message BEGIN
+            INSERT INTO search_queue (message_id) VALUES (new.id);
+        END""",
+        """CREATE TRIGGER search_message_delete AFTER DELETE ON message BEGIN
+            INSERT INTO search_queue (message_id, changed, old_subject, old_body)
+                VALUES (old.id, 1, old.subject, substr(old.body, 1, 8000));
+        END""",
+        """CREATE TRIGGER search_message_update AFTER UPDATE OF subject, body, sent_at ON message BEGIN
+            INSERT INTO search_queue (message_id, changed, old_subject, old_body)
+                VALUES (new.id, 1, old.subject, substr(old.body, 1, 8000));
+        END""",
+        # The index keeps each message's customer, which a merge or a split changes.
+        """CREATE TRIGGER search_conversation_update AFTER UPDATE OF customer_id ON conversation BEGIN
+            INSERT INTO search_queue (conversation_id) SELECT new.id WHERE new.customer_id != old.customer_id;
+        END""",
+        # `from:` finds customers by name, address or display name.
+        """CREATE TRIGGER search_customer_insert AFTER INSERT ON customer BEGIN
+            INSERT INTO search_queue (customer_id) VALUES (new.id);
+        END""",
+        """CREATE TRIGGER search_customer_update AFTER UPDATE OF name ON customer BEGIN
+            INSERT INTO search_queue (customer_id) VALUES (new.id);
+        END""",
+        """CREATE TRIGGER search_customer_delete AFTER DELETE ON customer BEGIN
+            INSERT INTO search_queue (customer_id) VALUES (old.id);
+        END""",
+        """CREATE TRIGGER search_identity_insert AFTER INSERT ON identity BEGIN
+            INSERT INTO search_queue (customer_id) VALUES (new.customer_id);
+        END""",
+        """CREATE TRIGGER search_identity_update AFTER UPDATE OF customer_id, address, display_name ON identity BEGIN
+            INSERT INTO search_queue (customer_id) VALUES (old.customer_id);
+            INSERT INTO search_queue (customer_id) SELECT new.customer_id WHERE new.customer_id != old.customer_id;
+        END""",
+        """CREATE TRIGGER search_identity_delete AFTER DELETE ON identity BEGIN
+            INSERT INTO search_queue (customer_id) VALUES (old.customer_id);
+        END""",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('search_index', lower(hex(randomblob(16))))",
+    ],
+    # 7: the conversation list precomputed (console/store/lists.py): one row per status, channel
     # ('' = all) and customer, and the counts per tab; triggers note which customers changed, and
     # the store refreshes their rows before each commit.
     [

@@ -1,15 +1,16 @@
-"""Triage data around a customer: tags, notes, drafts, templates, assignment, presence, search,
+"""Triage data around a customer: tags, notes, drafts, templates, assignment, presence, downloads,
 and merging or splitting customers (both undoable, both recorded in `merge_log`)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
 from dataclasses import dataclass
 
 from console.store.db import Database, now
+# Search moved to console/store/search.py; the UI imports these from here.
+from console.store.search import SearchHit, SearchSyntaxError, matching_line, parse_search  # noqa: F401
 
 TAG_RE = re.compile(r"^[\w][\w./-]{0,39}$")
 PRESENCE_HEARTBEAT = 5.0  # seconds between a console's presence writes
@@ -45,26 +46,10 @@ class Suggestion:
 
 
 @dataclass
-class SearchHit:
-    customer_id: int
-    conversation_id: int
-    message_id: int
-    name: str
-    channel: str
-    status: str
-    sent_at: float
-    line: str  # the matching line of the message
-
-
-@dataclass
 class Presence:
     agent: str
     customer_id: int | None
     activity: str
-
-
-class SearchSyntaxError(ValueError):
-    """A search filter that cannot be understood; the message says which and why."""
 
 
 def normal_tag(text: str) -> str:
@@ -72,25 +57,6 @@ def normal_tag(text: str) -> str:
     if not TAG_RE.match(tag):
         raise ValueError(f"'{text.strip()}' is not a tag: use letters, digits, '-', '_', '.' or '/' (at most 40)")
     return tag
-
-
-def _day(value: str, key: str) -> float:
-    try:
-        return dt.datetime.strptime(value, "%Y-%m-%d").timestamp()
-    except ValueError:
-        raise SearchSyntaxError(f"{key}: expects a date like 2026-11-23, got '{value}'") from None
-
-
-def parse_search(query: str) -> tuple[list[str], dict[str, str]]:
-    """Free words and `key:value` filters (from, channel, tag, status, before, after)."""
-    words, filters = [], {}
-    for token in re.findall(r'(\w+:"[^"]*"|"[^"]*"|\S+)', query):
-        key, sep, value = token.partition(":")
-        if sep and key in ("from", "channel", "tag", "status", "before", "after") and value:
-            filters[key] = value.strip('"')
-        else:
-            words.append(token.strip('"'))
-    return [w for w in words if w], filters
 
 
 class TriageMixin:
@@ -281,61 +247,6 @@ class TriageMixin:
         marks = ",".join("?" * len(ids))
         return [dict(r) for r in self.db.query(f"SELECT * FROM download WHERE id IN ({marks})", ids)]
 
-    # ---- search -------------------------------------------------------------------------------
-    def search(self, query: str, limit: int = 200, should_stop=None) -> list[SearchHit]:
-        """Messages matching `query` (words, and from:/channel:/tag:/status:/before:/after:),
-        newest first, one hit per conversation."""
-        words, filters = parse_search(query)
-        clauses, params = [], []
-        if words:
-            # Each word is a quoted FTS5 string (prefix match on the last one): user text is never FTS syntax.
-            terms = ['"' + w.replace('"', '""') + '"' for w in words]
-            terms[-1] += "*"
-            clauses.append("m.id IN (SELECT rowid FROM message_fts WHERE message_fts MATCH ?)")
-            params.append(" ".join(terms))
-        if "from" in filters:
-            like = f"%{filters['from'].lower()}%"
-            clauses.append("""c.customer_id IN (SELECT customer_id FROM identity WHERE lower(address) LIKE ?
-                                  OR lower(display_name) LIKE ? UNION SELECT id FROM customer WHERE lower(name) LIKE ?)""")
-            params += [like, like, like]
-        if "channel" in filters:
-            clauses.append("m.channel = ?")
-            params.append(filters["channel"].lower())
-        if "tag" in filters:
-            clauses.append("c.customer_id IN (SELECT customer_id FROM tag WHERE name = ?)")
-            params.append(filters["tag"].lower().lstrip("#"))
-        if "status" in filters:
-            status = filters["status"].lower()
-            if status not in ("open", "waiting", "snoozed", "done"):
-                raise SearchSyntaxError(f"status: expects open, waiting, snoozed or done, got '{filters['status']}'")
-            clauses.append("c.status = ?")
-            params.append(status)
-        if "before" in filters:
-            clauses.append("m.sent_at < ?")
-            params.append(_day(filters["before"], "before"))
-        if "after" in filters:
-            clauses.append("m.sent_at >= ?")
-            params.append(_day(filters["after"], "after") + 86400)
-        if not clauses:
-            return []
-        rows = self.db.query(
-            f"""SELECT m.id, m.conversation_id, m.channel, m.sent_at, m.subject, m.body, c.customer_id, c.status,
-                       cu.name
-                FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN customer cu ON cu.id = c.customer_id
-                WHERE {' AND '.join(clauses)} ORDER BY m.sent_at DESC LIMIT ?""",
-            (*params, limit * 5),
-        )
-        hits, seen = [], set()
-        for r in rows:
-            if r["conversation_id"] in seen:
-                continue
-            seen.add(r["conversation_id"])
-            hits.append(SearchHit(r["customer_id"], r["conversation_id"], r["id"], r["name"], r["channel"],
-                                  r["status"], r["sent_at"], matching_line(r["subject"] + "\n" + r["body"], words)))
-            if len(hits) == limit:
-                break
-        return hits
-
     # ---- merging and splitting customers ------------------------------------------------------
     def merge_customers(self, kept_id: int, other_id: int) -> int:
         """Move every identity, conversation, tag and note of `other_id` to `kept_id`; returns the
@@ -477,14 +388,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another agent's process: alive
         return True
     return True
-
-
-def matching_line(text: str, words: list[str]) -> str:
-    """The first line of `text` holding one of `words` (case-insensitive), else the first line."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    lowered = [w.lower() for w in words]
-    for line in lines:
-        low = line.lower()
-        if any(w in low for w in lowered):
-            return line
-    return lines[0] if lines else ""

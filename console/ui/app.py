@@ -200,6 +200,15 @@ class ConsoleApp(App):
         if self.inbox is None or self.background is None:
             self.exit()
             return
+        composer = self.inbox.composer
+        if composer.display:
+            # ctrl+q is a priority key: keys typed just before may still wait in the editor's
+            # queue; the draft is taken after them.
+            composer.editor.call_later(self._quit_saving)
+        else:
+            self._quit_saving()
+
+    def _quit_saving(self) -> None:
         self.inbox.keep_draft_now()
         self.background.run(lambda store: store.outbox_waiting(), self._exit_with_outbox,
                             what="read the outbox before quitting", lane="write")

@@ -26,3 +26,11 @@ def test_core_modules_import_neither_textual_nor_rich():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "", f"core imported: {done.stdout.strip()}"
+
+
+def test_the_store_imports_no_channel():
+    """The store knows no channel's rules (email's "Re:" prefixes are applied by its adapter)."""
+    code = ("import sys, console.store\n"
+            "print(','.join(sorted(m for m in sys.modules if m.startswith('console.channels'))))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "", f"the store imported: {done.stdout.strip()}"

@@ -98,21 +98,24 @@ def test_rows_and_counts_follow_every_kind_of_change(tmp_path):
 def test_a_workspace_from_before_the_precomputed_list_gets_its_rows_on_upgrade(tmp_path):
     import sqlite3
 
-    from console.store.ingest import insert_message
     from console.store.schema import MIGRATIONS
 
+    before = next(n for n, migration in enumerate(MIGRATIONS) if any("CREATE TABLE list_row" in s for s in migration))
     path = tmp_path / "console.db"
-    # A workspace at schema 4: the precomputed tables did not exist (nor anything added since).
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("BEGIN")
-    for migration in MIGRATIONS[:4]:
+    for migration in MIGRATIONS[:before]:  # the workspace as the version before wrote it
         for statement in migration:
             conn.execute(statement)
-    for i in range(30):
-        insert_message(conn, "acct", inbound(i, i % 7, 1_000_000 + i), "US")
-    conn.execute("PRAGMA user_version = 4")
-    conn.execute("COMMIT")
+    conn.execute(f"PRAGMA user_version = {before}")
+    for n in range(7):
+        conn.execute("INSERT INTO customer (id, name, created_at, updated_at) VALUES (?, ?, 0, 0)", (n + 1, f"P{n}"))
+        conn.execute("INSERT INTO identity (id, customer_id, kind, address, created_at) VALUES (?, ?, 'email', ?, 0)",
+                     (n + 1, n + 1, f"p{n}@example.com"))
+        for k in range(n % 3 + 1):
+            conn.execute(
+                """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, status,
+                       waiting_since, last_inbound_at, last_message_at) VALUES ('a', ?, 'email', ?, ?, ?, ?, ?, ?)""",
+                (f"t{n}-{k}", n + 1, n + 1, "open" if k == 0 else "done", 100.0 + n, 100.0 + n, 100.0 + n + k))
     conn.close()
     upgraded = Store(path)
     assert upgraded.count_rows(ListFilter("open")) == 7

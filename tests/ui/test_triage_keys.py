@@ -334,7 +334,7 @@ async def test_attachments_are_saved_under_safe_names(demo, tmp_path):
     mail.set_content("See attached.")
     mail.add_attachment(b"%PDF-1.4 not really", maintype="application", subtype="pdf",
                         filename="../../.bashrc\u202efdp.exe")
-    from console.mailparse import parse
+    from console.channels.email.mailparse import parse
 
     parsed = parse(mail.as_bytes())
     assert parsed.attachments, "the parser lists the attachment"
