@@ -112,7 +112,7 @@ def _setup_logging(ws: WorkspaceConfig, name: str) -> None:
 def open_store(ws: WorkspaceConfig):
     from console.store import Store
 
-    return Store(ws.store_path, ws.default_region, ws.outreach)
+    return Store(ws.store_path, ws.default_region, ws.outreach)  # restraint with the workspace's [outreach]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -170,6 +170,7 @@ def cmd_segment(ws, args) -> int:
 # ---- campaigns ------------------------------------------------------------------------------------
 def cmd_campaign(ws, args) -> int:
     from console.cli import open_store
+    from console.outreach import planner
     from console.outreach import report as layout
     from console.outreach.settings import senders_for
     from console.store import CampaignError
@@ -185,7 +186,7 @@ def cmd_campaign(ws, args) -> int:
                                                           if campaign.state != "draft" else ""))
             return 0
         if args.action == "preview":
-            plan = store.preview_campaign(args.name, senders, ws.agent, position=args.step)
+            plan = planner.preview(store, args.name, senders, ws.agent, position=args.step)
             print(layout.plan_json(plan) if args.json else "\n".join(layout.plan_lines(plan, ws.outreach)))
             return 0
         if args.action == "launch":
@@ -207,11 +208,11 @@ def cmd_campaign(ws, args) -> int:
             return 0
         customer = _customer(store, args.as_customer) if args.as_customer else None
         if customer is None:
-            plan = store.preview_campaign(args.name, senders, ws.agent, position=args.step)
+            plan = planner.preview(store, args.name, senders, ws.agent, position=args.step)
             customer = next((p.customer_id for p in plan.rows if p.rendered is not None), None)
             if customer is None:
                 return _fail("nobody in the segment could get this step; name a customer with --as")
-        for line in store.test_send(args.name, args.step, customer, senders, ws.agent):
+        for line in planner.test_send(store, args.name, args.step, customer, senders, ws.agent):
             print(f"test queued: {line}")
         return 0
     except CampaignError as exc:
@@ -223,7 +224,9 @@ def cmd_campaign(ws, args) -> int:
 
 
 def _launch(store, ws, senders, args, layout) -> int:
-    plan = store.preview_campaign(args.name, senders, ws.agent)
+    from console.outreach import planner
+
+    plan = planner.preview(store, args.name, senders, ws.agent)
     print("\n".join(layout.plan_lines(plan, ws.outreach, limit=10)))
     if not args.yes:
         if not sys.stdin.isatty():
@@ -232,7 +235,7 @@ def _launch(store, ws, senders, args, layout) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("not launched")
             return 1
-    plan = store.launch_campaign(args.name, senders, ws.agent)
+    plan = planner.launch(store, args.name, senders, ws.agent)
     print(f"launched: {len(plan.now)} queued now, {len(plan.held)} held; the sync engine sends them "
           "(console sync, or the app's own engine)")
     return 0

@@ -84,14 +84,22 @@ class StatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class OptOutChange:
-    """A customer opted out or back in, as the service reports it by other means than a message
-    (keywords in messages are read by the store itself, on every channel). `channel` "" means
-    every channel of the identity's kind."""
+    """A customer opted out, or back in, on one channel.
+
+    Adapters report what the service tells by other means than a message; the sync engine adds
+    what customers wrote (STOP, START, mail to the unsubscribe address: console/outreach/
+    keywords.py). The store applies them in the transaction that stores the pull."""
 
     peer: Address
     opted_out: bool
-    channel: str = ""
-    at: float | None = None  # when the customer decided (UTC epoch), if the service says
+    channel: str = ""  # "" = every channel the identity has conversations on
+    purposes: tuple[str, ...] = ("service", "marketing")  # what a stop ends
+    at: float | None = None  # when the customer decided (UTC epoch), if known
+    source: str = "reported by the service"
+    external_id: str = ""  # the message of this pull that carried it
+    acknowledge: str = ""  # a confirmation to send once, when the withdrawal is new (SMS)
+    restore_marketing: bool = False  # a START: marketing that a keyword ended comes back
+    token: str = ""  # an unsubscribe token naming the identity (it may write from another address)
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from console.channels import open_channel
 from console.channels.base import Channel
 from console.config import ConfigError, WorkspaceConfig
 from console.model import AuthError, ChannelError, InDoubtError, Outgoing, PermanentError, TransientError
+from console.outreach import keywords
 from console.outreach.pacing import Pacer
 from console.sanitize import one_line
 from console.store import Store
@@ -160,6 +161,8 @@ class Engine:
             try:
                 cursor = await asyncio.to_thread(self.store.cursor, name)
                 result = await run.channel.pull(cursor)
+                # What customers wrote to stop or restart us, on every channel, applied with the pull.
+                result.opt_outs.extend(keywords.read(result, run.channel.kind, self.store.outreach, self.clock()))
                 run.pulled += await asyncio.to_thread(self.store.apply_pull, name, result)
                 run.failures, run.error = 0, ""
                 if result.more:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from console.model import Address, InboundMessage, PullResult
+from console.outreach import keywords
 from console.outreach.campaign import Campaign, ChannelText, Step
 from console.outreach.settings import OutreachSettings, Senders
 
@@ -26,8 +27,15 @@ def address(channel: str, n: int) -> Address:
     return Address(kind, text, f"Person {n}")
 
 
-def wrote(store, channel: str, n: int, body: str = "hello", ago: float = 10 * 86400, account: str | None = None):
-    """Customer `n` writes on `channel`; returns their customer id."""
+def pull(store, account: str, result: PullResult, kind: str = "demo") -> int:
+    """Apply a pull as the engine does: with the opt-outs its customers wrote (keywords.read)."""
+    result.opt_outs.extend(keywords.read(result, kind, store.outreach, time.time()))
+    return store.apply_pull(account, result)
+
+
+def wrote(store, channel: str, n: int, body: str = "hello", ago: float = 10 * 86400, account: str | None = None,
+          kind: str = "demo"):
+    """Customer `n` writes on `channel` (to an account of `kind`); returns their customer id."""
     peer = address(channel, n)
     at = time.time() - ago
     ext = f"{channel}-{n}-{next(_serial)}"
@@ -37,7 +45,7 @@ def wrote(store, channel: str, n: int, body: str = "hello", ago: float = 10 * 86
                          f"{channel}:{peer.address}" if channel != "email" else f"<{ext}@example.com>",
                          channel, "in", peer, at, body, subject="Hello" if channel == "email" else "",
                          peer_links=links)
-    store.apply_pull(account or ACCOUNTS[channel], PullResult([msg]))
+    pull(store, account or ACCOUNTS[channel], PullResult([msg]), kind)
     row = store.db.query_one("SELECT id, customer_id FROM identity WHERE kind = ? AND address = ?",
                              (peer.kind, peer.address))
     return row["customer_id"]

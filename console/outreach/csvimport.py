@@ -21,52 +21,14 @@ import csv
 import datetime as dt
 import io
 import re
-from dataclasses import dataclass, field
-
 from console.channels import catalog
 from console.identity import normalize
+from console.outreach.facts import ImportReport, ImportRow, Refusal  # noqa: F401 (what it makes)
 
 YES = {"yes", "y", "true", "1", "granted", "opted in", "opt-in", "x"}
 NO = {"no", "n", "false", "0", "withdrawn", "opted out", "opt-out"}
 KNOWN = {"name", "email", "phone", "tags", "consent_source", "consent_text", "consent_date"}
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
-
-
-@dataclass
-class ImportRow:
-    number: int  # the line in the file (the header is line 1)
-    name: str = ""
-    email: str = ""
-    phone: str = ""
-    tags: list[str] = field(default_factory=list)
-    attributes: dict[str, str] = field(default_factory=dict)
-    consents: list[tuple[str, str]] = field(default_factory=list)  # (channel, granted | withdrawn)
-    source: str = ""
-    text: str = ""
-    at: float = 0.0
-
-
-@dataclass
-class Refusal:
-    number: int
-    reason: str
-
-
-@dataclass
-class ImportReport:
-    rows: int = 0
-    created: int = 0
-    updated: int = 0
-    consents: int = 0
-    refused: list[Refusal] = field(default_factory=list)
-    dry_run: bool = False
-
-    def lines(self) -> list[str]:
-        verb = "would be" if self.dry_run else ""
-        head = (f"{self.rows} row(s): {self.created} new customer(s){' ' + verb if verb else ''}, {self.updated} updated, "
-                f"{self.consents} consent(s) recorded, {len(self.refused)} refused"
-                + (" (dry run: nothing was written)" if self.dry_run else ""))
-        return [head] + [f"line {r.number}: refused: {r.reason}" for r in self.refused]
 
 
 def parse(text: str, source_name: str, region: str, at: float) -> tuple[list[ImportRow], list[Refusal]]:
@@ -142,7 +104,7 @@ def _row(number: int, values: dict[str, str], source_name: str, region: str, at:
             kind = catalog.channel(channel).identity_kind
             if (kind == "email" and not row.email) or (kind == "phone" and not row.phone) or kind not in ("email", "phone"):
                 return None, f"{key} needs the customer's {kind} address in the row"
-            row.consents.append((channel, state))
+            row.consents.append((channel, kind, state))
         elif key not in KNOWN and value:
             row.attributes[key] = value
     return row, None

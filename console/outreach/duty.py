@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from console.outreach import planner
 from console.outreach.settings import senders_for
 
 log = logging.getLogger("console.outreach")
@@ -28,7 +29,7 @@ class CampaignDuty:
         self.senders = senders_for(workspace)
 
     async def run(self, engine) -> None:
-        for line in await asyncio.to_thread(self.store.advance_campaigns, self.senders, engine.clock()):
+        for line in await asyncio.to_thread(planner.advance, self.store, self.senders, engine.clock()):
             log.info("%s", line)
 
 

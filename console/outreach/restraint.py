@@ -7,6 +7,9 @@ and acknowledgement row at the moment it is claimed for sending (console/store/o
 hand meets today's consent, cap and window. The store gathers the facts in bulk
 (console/store/restraint.py); this module only decides, so it is tested with plain values.
 
+The store holds a `Policy` (these rules with the workspace's settings) and asks it; the store
+itself knows no channel's rules (tests/core/test_import_hygiene.py).
+
 The rules, in the order they are checked (the first that fails is the reason given):
 
 1. consent, per identity x channel x purpose: marketing only with marketing consent granted on
@@ -24,92 +27,11 @@ The rules, in the order they are checked (the first that fails is the reason giv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from console.channels import catalog
 from console.outreach import zones
+from console.outreach.facts import Identity, Recipient, Route, Send, Verdict  # noqa: F401 (the facts it decides on)
 from console.outreach.reasons import Reason
 from console.outreach.settings import OutreachSettings
-
-PURPOSES = ("service", "marketing")  # what a consent record is about
-SEND_PURPOSES = ("service", "marketing", "test", "ack")  # what an outbox row is
-
-
-@dataclass(frozen=True)
-class Identity:
-    id: int
-    kind: str
-    address: str
-
-
-@dataclass(frozen=True)
-class Route:
-    """One way to reach a customer on a channel: from this account, to this identity."""
-
-    channel: str
-    account: str
-    identity_id: int
-    conversation_id: int | None
-    last_used: float  # the customer's last message here (0: never wrote here)
-
-
-@dataclass
-class Recipient:
-    """What restraint needs to know about one customer (console/store/restraint.py gathers it)."""
-
-    customer_id: int
-    name: str
-    attributes: dict[str, str] = field(default_factory=dict)
-    identities: list[Identity] = field(default_factory=list)
-    consent: dict[tuple[int, str, str], str] = field(default_factory=dict)  # (identity, channel, purpose) -> state
-    last_inbound: dict[str, float] = field(default_factory=dict)  # channel -> the customer's last message
-    open_conversation: bool = False
-    last_service_reply_at: float | None = None  # our last non-marketing message to them
-    marketing_times: list[float] = field(default_factory=list)  # marketing sends to them (and queued ones)
-    routes: list[Route] = field(default_factory=list)  # most recently used first
-    tags: frozenset[str] = frozenset()
-
-    @property
-    def last_inbound_at(self) -> float | None:
-        return max(self.last_inbound.values()) if self.last_inbound else None
-
-    def identity(self, identity_id: int) -> Identity | None:
-        return next((i for i in self.identities if i.id == identity_id), None)
-
-    def phones(self) -> list[str]:
-        return [i.address for i in self.identities if i.kind == "phone"]
-
-    def consent_state(self, identity_id: int, channel: str, purpose: str) -> str:
-        """'granted', 'withdrawn' or '' (never asked: service is implied, marketing is not)."""
-        return self.consent.get((identity_id, channel, purpose), "")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    reason: Reason | None  # None: it may go at `at`
-    at: float  # when it may go: now, or the end of quiet hours (reason HELD)
-    detail: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
-
-    @property
-    def held(self) -> bool:
-        return self.reason is Reason.HELD
-
-
-@dataclass(frozen=True)
-class Send:
-    """One message as restraint sees it."""
-
-    purpose: str  # service | marketing | test | ack
-    channel: str
-    identity_id: int
-    template: bool = False  # an approved WhatsApp template (options["template"])
-    tag: str = ""  # a Meta message tag (options["tag"])
-    campaign_started: float | None = None  # the campaign's launch, for its stop conditions
-
 
 def consent_refusal(recipient: Recipient, send: Send, settings: OutreachSettings) -> Reason | None:
     """Rule 1: consent for this purpose on this channel."""
@@ -235,3 +157,20 @@ def choose(recipient: Recipient, channels: list[str], now: float, settings: Outr
     if first is None:
         return None, Verdict(Reason.NO_CHANNEL, now, Reason.NO_CHANNEL.sentence)
     return None, first
+
+
+class Policy:
+    """Restraint with a workspace's `[outreach]` settings: what the store asks at claim time, and
+    what the campaign planner (console/outreach/planner.py) asks when it plans a step."""
+
+    def __init__(self, settings: OutreachSettings | None = None):
+        self.settings = settings or OutreachSettings()
+        # channel -> the identity kind its addresses are (SMS and WhatsApp: phone)
+        self.channel_kinds = {entry.id: entry.identity_kind for entry in catalog.channels()}
+
+    def judge(self, recipient: Recipient, send: Send, at: float) -> Verdict:
+        verdict = judge(recipient, send, at, self.settings)
+        if verdict.held:
+            zone = zones.workspace_zone(self.settings.timezone)
+            return Verdict(verdict.reason, verdict.at, f"held for quiet hours until {zones.describe(verdict.at, zone)}")
+        return verdict

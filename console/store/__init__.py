@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console.outreach.settings import OutreachSettings
 from console.store.backup import BackupMixin
-from console.store.campaigns import CampaignError, CampaignMixin, Plan, Planned, Progress
+from console.store.campaigns import CampaignError, CampaignMixin, Progress
 from console.store.consent import ConsentMixin, ConsentRow
 from console.store.contacts import ContactsMixin
 from console.store.db import Database, StoreError
@@ -32,23 +31,35 @@ from console.store.triage import CustomerCard, Note, Presence, Suggestion, Triag
 __all__ = [
     "Store", "StoreError", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
     "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "SearchCancelled", "Suggestion",
-    "ConsentRow", "Segment", "SegmentCancelled", "CampaignError", "Plan", "Planned", "Progress", "Report",
+    "ConsentRow", "Segment", "SegmentCancelled", "CampaignError", "Progress", "Report",
 ]
 
 
 class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin, ConsentMixin,
             RestraintMixin, SegmentMixin, CampaignMixin, MeasureMixin, ContactsMixin):
-    def __init__(self, path: Path | str, region: str = "US", outreach: OutreachSettings | None = None):
+    def __init__(self, path: Path | str, region: str = "US", outreach=None):
         self.db = Database(path, before_commit=(refresh_lists,))
         self.raw = RawFile(Path(path))
         self.region = region
-        self.outreach = outreach or OutreachSettings()  # the [outreach] settings restraint applies
+        self.outreach = outreach  # the [outreach] settings (console/outreach/settings.py); None: the defaults
         if str(path) == ":memory:":  # the indexer cannot open an in-memory workspace: it shares this connection
             self.index = SearchIndex(Path(path), self.db.conn, self.db.lock)
         else:
             self.index = SearchIndex(Path(path))
         self.db.after_commit.append(self.index.wake)
         self.index.wake()  # what earlier runs left pending, or a first build of the index
+
+    @property
+    def outreach(self):
+        return self.policy.settings
+
+    @outreach.setter
+    def outreach(self, settings) -> None:
+        """The restraint every send passes (console/outreach/restraint.py `Policy`): the store asks
+        it and knows no channel's rules itself, so it is handed in (imported here, not above)."""
+        from console.outreach.restraint import Policy
+
+        self.policy = Policy(settings)
 
     def data_version(self) -> int:
         return self.db.data_version()

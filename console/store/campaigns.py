@@ -1,106 +1,29 @@
-"""Campaigns in the store: editing, the dry run, the launch, the steps that follow, and control.
+"""Campaigns in the store: the campaign and its steps, writing a planned step, what is due,
+control (pause, resume, cancel), finishing and progress.
 
-`plan_step` is the dry run and the first half of every send decision: for each customer of the
-segment it takes the step's channel rule, asks restraint (console/outreach/restraint.py) which
-route may carry the message and when, and renders the exact text (console/outreach/messages.py).
-`preview_campaign` shows that plan; `launch_campaign` writes the same plan in one transaction:
-a `campaign_recipient` row per customer (queued, excluded with its reason code, or holdout) and,
-for each queued one, a message and its outbox row, purpose marketing, with an idempotency key
-derived from the launch's own key, the step and the customer, so planning a step twice after a
-crash can never make a second row (the UNIQUE key refuses it) and a send in doubt is reconciled
-by that key. The engine's campaign duty (console/outreach/duty.py) calls `advance_campaigns`:
-a later step is planned per recipient once their previous message went and its delay passed,
-on the segment as it is then. Pause stops the claim of the campaign's rows (they wait), cancel
-ends the ones not sent yet; the restraint at claim time applies to all of them regardless.
+Only facts and writes live here; the decisions (who gets what, when, on which channel) are
+console/outreach/planner.py's, which calls `write_step` inside its own transaction. A step is
+written as a `campaign_recipient` row per customer (queued, excluded with its reason code, or
+holdout) and, for each queued one, a message and its outbox row, purpose marketing, with an
+idempotency key derived from the launch's key, the step and the customer: planning a step twice
+after a crash can never make a second row (the UNIQUE key and the check in `write_step`).
+Pause stops the claim of the campaign's rows (they wait), cancel ends the ones not sent yet.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import sqlite3
 import uuid
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from console.channels import catalog
 from console.outreach.campaign import RULES, Campaign, Step
-from console.outreach.messages import Rendered, render
 from console.outreach.reasons import Reason
-from console.outreach.restraint import Recipient, choose
-from console.outreach.settings import OutreachSettings, Senders
-from console.store.db import Database, now
+from console.store.db import Database, chunks, now
 from console.store.outbox import hold
 from console.store.restraint import gather
 
 _KEYS = uuid.UUID("6f1d7c1e-4b43-4d0c-9d5e-0c0a5e7a11e5")  # namespace of campaign idempotency keys
-
-
-@dataclass
-class Planned:
-    """One customer's part in one step: goes now, held until `at`, or left out for `reason`."""
-
-    customer_id: int
-    name: str
-    reason: Reason | None
-    at: float
-    channel: str = ""
-    account: str = ""
-    identity_id: int | None = None
-    conversation_id: int | None = None
-    rendered: Rendered | None = None
-    detail: str = ""
-
-    @property
-    def queued(self) -> bool:
-        return self.reason is None or self.reason is Reason.HELD
-
-
-@dataclass
-class Plan:
-    campaign: Campaign
-    position: int
-    rows: list[Planned] = field(default_factory=list)
-    at: float = 0.0
-
-    @property
-    def selected(self) -> int:
-        return len(self.rows)
-
-    @property
-    def now(self) -> list[Planned]:
-        return [p for p in self.rows if p.reason is None]
-
-    @property
-    def held(self) -> list[Planned]:
-        return [p for p in self.rows if p.reason is Reason.HELD]
-
-    @property
-    def excluded(self) -> dict[Reason, list[Planned]]:
-        out: dict[Reason, list[Planned]] = {}
-        for p in self.rows:
-            if not p.queued:
-                out.setdefault(p.reason, []).append(p)
-        return out
-
-    @property
-    def by_channel(self) -> Counter:
-        return Counter(p.channel for p in self.rows if p.queued)
-
-    @property
-    def sms_segments(self) -> int:
-        return sum(p.rendered.segments for p in self.rows if p.queued and p.rendered)
-
-    @property
-    def cost(self) -> float:
-        return round(sum(p.rendered.cost for p in self.rows if p.queued and p.rendered), 4)
-
-    @property
-    def held_until(self) -> float | None:
-        return max((p.at for p in self.held), default=None)
-
-    def find(self, customer_id: int) -> Planned | None:
-        return next((p for p in self.rows if p.customer_id == customer_id), None)
 
 
 @dataclass
@@ -128,14 +51,8 @@ def _key(run_key: str, position: int, customer_id: int) -> str:
     return uuid.uuid5(_KEYS, f"{run_key}:{position}:{customer_id}").hex
 
 
-def in_holdout(campaign_id: int, customer_id: int, share: float) -> bool:
-    """The random holdout, fixed per campaign and customer (the dry run shows who it will be)."""
-    return share > 0 and random.Random(f"holdout:{campaign_id}:{customer_id}").random() < share
-
-
 class CampaignMixin:
     db: Database
-    outreach: OutreachSettings
 
     # ---- editing ------------------------------------------------------------------------------
     def save_campaign(self, campaign: Campaign) -> int:
@@ -207,107 +124,49 @@ class CampaignMixin:
             conn.execute("DELETE FROM campaign_step WHERE campaign_id = ?", (campaign_id,))
             conn.execute("DELETE FROM campaign WHERE id = ?", (campaign_id,))
 
-    # ---- planning -----------------------------------------------------------------------------
-    def _audience(self, campaign: Campaign, at: float) -> tuple[list[int], set[int]]:
-        """The segment's customers now, the excluded ones among them (the dry run names them)."""
-        segment = self.segment(campaign.segment_id) if campaign.segment_id is not None else None
-        if segment is None:
-            raise CampaignError(f"the campaign {campaign.name!r} has no segment: pick who it is for first")
-        members = self.segment_members(segment.query, (), at)
-        return members, set(segment.exclude) & set(members)
+    # ---- what the planner writes and asks (console/outreach/planner.py) --------------------------
+    def begin_launch(self, conn: sqlite3.Connection, campaign: Campaign, agent: str, at: float) -> str:
+        """The campaign runs from `at`; returns the launch's key (every idempotency key derives
+        from it). Refused unless it is a draft: a campaign is launched once."""
+        state = conn.execute("SELECT state FROM campaign WHERE id = ?", (campaign.id,)).fetchone()["state"]
+        if state != "draft":
+            raise CampaignError(f"the campaign {campaign.name!r} is {state}, not a draft: it was launched already")
+        run_key = uuid.uuid4().hex
+        conn.execute("""UPDATE campaign SET state = 'running', launched_at = ?, launched_by = ?, run_key = ?,
+                            updated_at = ? WHERE id = ?""", (at, agent, run_key, now(), campaign.id))
+        return run_key
 
-    def plan_step(self, conn: sqlite3.Connection, campaign: Campaign, step: Step, customer_ids: list[int],
-                  at: float, senders: Senders, agent: str, excluded: set[int] = frozenset(),
-                  started: float | None = None, first: bool = True) -> Plan:
-        """What this step would do for each customer at `at` (nothing is written)."""
-        plan = Plan(campaign, step.position, at=at)
-        settings = self.outreach
-        facts = gather(conn, customer_ids, at, settings, senders.accounts, since=started)
-        emails = [i.id for r in facts.values() for i in r.identities if i.kind == "email"]
-        tokens = self.unsubscribe_tokens(emails) if emails else {}
-        for customer_id in customer_ids:
-            person = facts.get(customer_id)
-            if person is None:
-                continue
-            if customer_id in excluded:
-                plan.rows.append(Planned(customer_id, person.name, Reason.EXCLUDED, at))
-                continue
-            if first and in_holdout(campaign.id or 0, customer_id, campaign.holdout):
-                plan.rows.append(Planned(customer_id, person.name, Reason.HOLDOUT, at))
-                continue
-            plan.rows.append(self._plan_one(person, step, at, settings, senders, agent, tokens, started))
-        return plan
+    def running_key(self, conn: sqlite3.Connection, campaign_id: int) -> str | None:
+        """The launch key of a running campaign; None when it is paused, cancelled or finished."""
+        row = conn.execute("SELECT state, run_key FROM campaign WHERE id = ?", (campaign_id,)).fetchone()
+        return row["run_key"] if row is not None and row["state"] == "running" else None
 
-    def _plan_one(self, person: Recipient, step: Step, at: float, settings: OutreachSettings, senders: Senders,
-                  agent: str, tokens: dict[int, str], started: float | None) -> Planned:
-        last_used = person.routes[0].channel if person.routes and person.routes[0].last_used else None
-        templates = {c for c, t in step.texts.items() if t.template}
-        route, verdict = choose(person, step.candidates(last_used), at, settings, templates, started)
-        if route is None or not (verdict.ok or verdict.held):
-            return Planned(person.customer_id, person.name, verdict.reason, at, detail=verdict.detail,
-                           channel=route.channel if route else "")
-        text = step.texts[route.channel]
-        rendered = render(text, route.channel, person.name, person.attributes, agent, settings,
-                          tokens.get(route.identity_id, ""), senders.mailto(route.account, settings))
-        problem = rendered.problem
-        if not problem and text.template and text.template not in senders.templates.get(route.account, {}):
-            problem = f"{text.template!r} is not an approved template of the account '{route.account}'"
-        planned = Planned(person.customer_id, person.name, verdict.reason, verdict.at, route.channel, route.account,
-                          route.identity_id, route.conversation_id, rendered, verdict.detail)
-        if problem:
-            planned.reason, planned.detail, planned.at = Reason.UNFILLED, problem, at
-        return planned
+    def due_for_step(self, campaign_id: int, position: int, sent_before: float) -> list[int]:
+        """Customers whose message of the previous step went before `sent_before` and who have no
+        row of step `position` yet."""
+        return [r[0] for r in self.db.query(
+            """SELECT cr.customer_id FROM campaign_recipient cr JOIN outbox o ON o.id = cr.outbox_id
+               JOIN message m ON m.id = cr.message_id
+               WHERE cr.campaign_id = ? AND cr.position = ? AND o.state = 'sent' AND m.sent_at <= ?
+                 AND NOT EXISTS (SELECT 1 FROM campaign_recipient nx WHERE nx.campaign_id = cr.campaign_id
+                                 AND nx.position = ? AND nx.customer_id = cr.customer_id)
+               ORDER BY cr.customer_id""", (campaign_id, position - 1, sent_before, position))]
 
-    def preview_campaign(self, ref: int | str, senders: Senders, agent: str, at: float | None = None,
-                         position: int = 1) -> Plan:
-        """The dry run of a step (the first by default) as if launched at `at` (now)."""
-        at = now() if at is None else at
-        campaign = self._need(ref)
-        step = self._step(campaign, position)
-        members, excluded = self._audience(campaign, at)
-        self.unsubscribe_tokens([])  # the key exists before the read snapshot (made once per workspace)
-        with self.db.read() as conn:  # as if launched now: the stop conditions count from `at`
-            return self.plan_step(conn, campaign, step, members, at, senders, agent, excluded, started=at)
+    def names_of(self, conn: sqlite3.Connection, customer_ids: list[int]) -> dict[int, str]:
+        names = {}
+        for chunk in chunks(customer_ids):
+            names.update(dict(conn.execute(f"SELECT id, name FROM customer WHERE id IN ({','.join('?' * len(chunk))})",
+                                           chunk).fetchall()))
+        return names
 
-    def _need(self, ref: int | str) -> Campaign:
-        campaign = self.campaign(ref)
-        if campaign is None:
-            raise CampaignError(f"no campaign named {ref!r} (console campaign list shows them)")
-        if not campaign.steps:
-            raise CampaignError(f"the campaign {campaign.name!r} has no step yet")
-        return campaign
+    def recipients(self, conn: sqlite3.Connection, customer_ids, at: float, window: float,
+                   senders: dict[str, tuple[str, str]] | None = None, since: float | None = None):
+        """What restraint needs to know about these customers (console/store/restraint.py)."""
+        return gather(conn, customer_ids, at, window, senders, since)
 
-    @staticmethod
-    def _step(campaign: Campaign, position: int) -> Step:
-        step = next((s for s in campaign.steps if s.position == position), None)
-        if step is None:
-            raise CampaignError(f"the campaign {campaign.name!r} has no step {position}")
-        if not step.channels:
-            raise CampaignError(f"step {position} of {campaign.name!r} has no text on any channel")
-        return step
-
-    # ---- launching and the steps that follow --------------------------------------------------
-    def launch_campaign(self, ref: int | str, senders: Senders, agent: str, at: float | None = None) -> Plan:
-        """Plan the first step and write it, all in one transaction; the campaign runs."""
-        at = now() if at is None else at
-        campaign = self._need(ref)
-        step = self._step(campaign, 1)
-        members, excluded = self._audience(campaign, at)
-        with self.db.write() as conn:
-            state = conn.execute("SELECT state FROM campaign WHERE id = ?", (campaign.id,)).fetchone()["state"]
-            if state != "draft":
-                raise CampaignError(f"the campaign {campaign.name!r} is {state}, not a draft: it was launched already")
-            run_key = uuid.uuid4().hex
-            conn.execute("""UPDATE campaign SET state = 'running', launched_at = ?, launched_by = ?, run_key = ?,
-                                updated_at = ? WHERE id = ?""", (at, agent, run_key, now(), campaign.id))
-            plan = self.plan_step(conn, campaign, step, members, at, senders, agent, excluded, started=at)
-            self._write_plan(conn, campaign.id, run_key, plan, agent)
-        campaign.state, campaign.launched_at = "running", at
-        return plan
-
-    def _write_plan(self, conn: sqlite3.Connection, campaign_id: int, run_key: str, plan: Plan, agent: str) -> None:
-        """Write a planned step; a customer it was already written for is left alone (the
-        UNIQUE key and this check make planning twice harmless)."""
+    def write_step(self, conn: sqlite3.Connection, campaign_id: int, run_key: str, plan, agent: str) -> None:
+        """Write a planned step (console/outreach/planner.py `Plan`); a customer it was already
+        written for is left alone (this check and the UNIQUE key make planning twice harmless)."""
         done = {r[0] for r in conn.execute("SELECT customer_id FROM campaign_recipient WHERE campaign_id = ? "
                                            "AND position = ?", (campaign_id, plan.position))}
         for p in plan.rows:
@@ -324,8 +183,8 @@ class CampaignMixin:
                     due=p.at, purpose="marketing", key=_key(run_key, plan.position, p.customer_id), status="done",
                     new_thread=own)
                 if p.reason is Reason.HELD:
-                    hold(conn, outbox_id, message_id, p.at, self.outreach.timezone)
-            state = "queued" if p.queued else "holdout" if p.reason is Reason.HOLDOUT else "excluded"
+                    hold(conn, outbox_id, message_id, p.at, p.detail)
+            state = "queued" if p.queued else "holdout" if p.holdout else "excluded"
             conn.execute(
                 """INSERT INTO campaign_recipient (campaign_id, position, customer_id, state, reason, detail, channel,
                        account, identity_id, message_id, outbox_id, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -334,50 +193,7 @@ class CampaignMixin:
                  "" if p.reason in (None, Reason.HELD) else p.reason.value, p.detail, p.channel, p.account,
                  p.identity_id, message_id, outbox_id, plan.at))
 
-    def advance_campaigns(self, senders: Senders, at: float | None = None) -> list[str]:
-        """The duty's work: plan each running campaign's later steps for the recipients whose
-        previous message went long enough ago; finish campaigns with nothing left. Returns a
-        line per campaign that moved."""
-        at = now() if at is None else at
-        said = []
-        for campaign in [c for c in self.campaigns() if c.state == "running"]:
-            planned = 0
-            for step in campaign.steps[1:]:
-                due = [r[0] for r in self.db.query(
-                    """SELECT cr.customer_id FROM campaign_recipient cr JOIN outbox o ON o.id = cr.outbox_id
-                       JOIN message m ON m.id = cr.message_id
-                       WHERE cr.campaign_id = ? AND cr.position = ? AND o.state = 'sent' AND m.sent_at <= ?
-                         AND NOT EXISTS (SELECT 1 FROM campaign_recipient nx WHERE nx.campaign_id = cr.campaign_id
-                                         AND nx.position = ? AND nx.customer_id = cr.customer_id)
-                       ORDER BY cr.customer_id""",
-                    (campaign.id, step.position - 1, at - step.delay_seconds, step.position))]
-                if not due:
-                    continue
-                members, excluded = self._audience(campaign, at)
-                inside = set(members)
-                with self.db.write() as conn:
-                    if conn.execute("SELECT state FROM campaign WHERE id = ?", (campaign.id,)).fetchone()[0] != "running":
-                        break
-                    run_key = conn.execute("SELECT run_key FROM campaign WHERE id = ?", (campaign.id,)).fetchone()[0]
-                    stay = [c for c in due if c in inside and c not in excluded]
-                    plan = self.plan_step(conn, campaign, step, stay, at, senders, campaign.launched_by,
-                                          started=campaign.launched_at, first=False)
-                    names = dict(conn.execute(
-                        f"SELECT id, name FROM customer WHERE id IN ({','.join('?' * len(due))})", due).fetchall()) \
-                        if len(due) <= 900 else {}
-                    for customer_id in due:
-                        if customer_id not in stay:
-                            reason = Reason.EXCLUDED if customer_id in excluded else Reason.LEFT_SEGMENT
-                            plan.rows.append(Planned(customer_id, names.get(customer_id, ""), reason, at))
-                    self._write_plan(conn, campaign.id, run_key, plan, campaign.launched_by)
-                planned += len(plan.rows)
-            if planned:
-                said.append(f"{campaign.name}: {planned} recipient(s) of a later step planned")
-            if self._finished(campaign, at):
-                said.append(f"{campaign.name}: finished")
-        return said
-
-    def _finished(self, campaign: Campaign, at: float) -> bool:
+    def finish_if_done(self, campaign: Campaign, at: float) -> bool:
         """Nothing left to send and no later step that can still come: the campaign is finished."""
         with self.db.write() as conn:
             busy = conn.execute(
@@ -454,37 +270,3 @@ class CampaignMixin:
             else:
                 progress.cancelled += 1
         return progress
-
-    def test_send(self, ref: int | str, position: int, customer_id: int, senders: Senders, agent: str) -> list[str]:
-        """Send step `position` as `customer_id` would get it, to the workspace's own test
-        addresses only (`[outreach] test_addresses`); returns the addresses it went to."""
-        from console.model import Address
-        from console.store.ingest import resolve_identity
-
-        campaign = self._need(ref)
-        step = self._step(campaign, position)
-        settings = self.outreach
-        if not settings.test_addresses:
-            raise CampaignError("no test address is configured: add [outreach] test_addresses to the config "
-                                '(e.g. ["email:you@shop.example", "phone:+15551230000"])')
-        with self.db.write() as conn:
-            person = gather(conn, [customer_id], now(), settings)[customer_id]
-            sent = []
-            for kind, address in settings.test_addresses:
-                for channel in step.channels:
-                    account = senders.accounts.get(channel)
-                    if catalog.channel(channel).identity_kind != kind or account is None:
-                        continue
-                    identity_id, _ = resolve_identity(conn, Address(kind, address, f"test: {agent}"), self.region, now())
-                    token = self.unsubscribe_tokens([identity_id])[identity_id]
-                    rendered = render(step.texts[channel], channel, person.name, person.attributes, agent, settings,
-                                      token, senders.mailto(account, settings))
-                    if rendered.problem:
-                        raise CampaignError(f"step {position} on {channel}: {rendered.problem}")
-                    subject = f"[test] {rendered.subject}" if rendered.subject else ""
-                    self._enqueue(conn, identity_id, account, channel, rendered.body, subject=subject, author=agent,
-                                  options=rendered.options, purpose="test", status="done", new_thread=True)
-                    sent.append(f"{channel} to {address}")
-            if not sent:
-                raise CampaignError("no test address is on a channel this step has a text for")
-            return sent

@@ -2,45 +2,35 @@
 
 A consent record says, for one identity on one channel and one purpose (`service`: replies to
 the customer; `marketing`: anything they did not ask for), whether it is granted or withdrawn,
-from what source ("asked in shop", "texted STOP", "import of customers.csv, row 12", an agent),
-the text they agreed to and when. With no record, service is implied (they wrote to us) and
-marketing is not given. Every change is appended to `consent_log` with the agent and the reason,
-so `console consent export` shows what a customer agreed to and when, and what ended it.
+from what source ("asked in shop", "wrote STOP on SMS", "import of customers.csv, line 12", an
+agent), the text they agreed to and when. With no record, service is implied (they wrote to us)
+and marketing is not given. Every change is appended to `consent_log` with the agent and the
+reason, so `console consent export` shows what a customer agreed to and when, and what ended it.
 
 A change only moves the current state when it is at least as new as the last one
 (`changed_at`): an adapter may hand over an older STOP after a newer START (Twilio's history is
 read newest first, in batches), and the newest decision of the customer wins. The older one is
 still logged.
 
-Opt-outs arrive with the messages (`consent_from_messages`, called by console/store/ingest.py
-in the transaction that stores them, so a STOP is never stored without its effect): a whole
-message that is an opt-out keyword of its channel (console/channels/catalog/optout.py) or of the
-workspace's `[outreach] opt_out_words`, an email to the unsubscribe address or one carrying an
-unsubscribe token in its subject; a send the service refused for an opt-out (Twilio 21610,
-`withdraw_for_refusal`). On SMS the opt-out is confirmed once, by console, when the account's
-service does not confirm that word itself, and only for a STOP written in the last day (the
-first sync of an old history confirms nothing).
+Opt-outs arrive with the pulls that carry them (`apply_opt_out_changes`, called by
+console/store/ingest.py in the transaction that stores the messages, so a STOP is never stored
+without its effect): what the customer wrote is read by console/outreach/keywords.py in the
+engine, which knows the channels; this module knows none of their rules. A confirmation an
+opt-out comes with is queued once, when the withdrawal is new. A send the service refused for an
+opt-out (Twilio 21610) withdraws the channel altogether (`withdraw_for_refusal`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
 
-from console.channels import catalog
-from console.channels.catalog.optout import keyword, normal_word
-from console.model import InboundMessage, OptOutChange
-from console.outreach.restraint import PURPOSES
-from console.outreach.settings import OutreachSettings
+from console.model import OptOutChange
+from console.outreach.facts import KEYWORD_SOURCE, PURPOSES
 from console.store.db import Database, now
-
-ACK_WITHIN = 86400.0  # a STOP older than this when it reaches us is not confirmed any more
-_TOKEN = re.compile(r"\bunsubscribe\s+(\d+-[0-9a-f]{16})\b", re.IGNORECASE)
-KEYWORD_SOURCE = "wrote "  # the source of a keyword opt-out starts so: "wrote STOP on SMS"
 
 
 @dataclass
@@ -58,24 +48,14 @@ class ConsentRow:
     withdrawn_source: str = ""
 
 
-def identity_channels(kind: str) -> list[str]:
-    """The channels an identity of this kind can be reached on (a phone: SMS and WhatsApp)."""
-    return [entry.id for entry in catalog.channels() if entry.identity_kind == kind]
-
-
-def _chunks(ids, size: int = 500):
-    ids = list(ids)
-    for start in range(0, len(ids), size):
-        yield ids[start:start + size]
-
-
 class ConsentMixin:
     db: Database
-    outreach: OutreachSettings
 
     # ---- reading ------------------------------------------------------------------------------
-    def consent_rows(self, customer_id: int) -> list[ConsentRow]:
-        """Every identity x channel x purpose of the customer, recorded or not, in card order."""
+    def consent_rows(self, customer_id: int, channels_of) -> list[ConsentRow]:
+        """Every identity x channel x purpose of the customer, recorded or not, in card order;
+        `channels_of(kind)` names the channels of an identity kind (the catalog's: a phone is
+        SMS and WhatsApp)."""
         identities = self.db.query("SELECT id, kind, address FROM identity WHERE customer_id = ? ORDER BY id",
                                    (customer_id,))
         records = {(r["identity_id"], r["channel"], r["purpose"]): r for r in self.db.query(
@@ -83,7 +63,7 @@ class ConsentMixin:
             (customer_id,))}
         rows = []
         for ident in identities:
-            for channel in identity_channels(ident["kind"]):
+            for channel in channels_of(ident["kind"]):
                 for purpose in PURPOSES:
                     r = records.get((ident["id"], channel, purpose))
                     rows.append(ConsentRow(ident["id"], ident["kind"], ident["address"], channel, purpose,
@@ -126,104 +106,63 @@ class ConsentMixin:
                            reason.strip(), agent, now() if at is None else at, message_id)
 
     def withdraw_for_refusal(self, conn: sqlite3.Connection, identity_id: int, channel: str, detail: str) -> None:
-        """The service refused a send because the customer opted out (Twilio 21610)."""
-        withdraws = catalog.channel(channel).opt_out.withdraws
-        for purpose in withdraws:
+        """The service refused a send because the customer opted out (Twilio 21610): nothing may
+        go there any more, replies included, until they come back."""
+        for purpose in PURPOSES:
             _record(conn, identity_id, channel, purpose, "withdrawn", f"the service refused a send: {detail}",
                     "", "", "", now(), None)
 
-    def apply_opt_out_changes(self, conn: sqlite3.Connection, changes: list[OptOutChange],
+    def apply_opt_out_changes(self, conn: sqlite3.Connection, account: str, changes: list[OptOutChange],
                               resolve) -> None:
-        """Opt-outs a service reported by other means than a message (`PullResult.opt_outs`)."""
+        """The opt-outs and re-subscriptions of one pull, in its transaction (`resolve(peer)` is
+        ingest's identity look-up)."""
         for change in changes:
-            identity_id, _ = resolve(change.peer)
-            kind_channels = [change.channel] if change.channel else identity_channels(change.peer.kind)
-            for channel in kind_channels:
-                state = "withdrawn" if change.opted_out else "granted"
-                purposes = catalog.channel(channel).opt_out.withdraws if change.opted_out else ("service",)
-                for purpose in purposes:
-                    _record(conn, identity_id, channel, purpose, state, "reported by the service", "", "", "",
-                            change.at or now(), None)
+            identity_id = self._identity_of_token(conn, change.token) if change.token else None
+            if identity_id is None:
+                identity_id, _ = resolve(change.peer)
+            message_id = None
+            if change.external_id:
+                row = conn.execute("SELECT id, conversation_id FROM message WHERE account = ? AND external_id = ?",
+                                   (account, change.external_id)).fetchone()
+                message_id = row["id"] if row else None
+            channels = [change.channel] if change.channel else [r[0] for r in conn.execute(
+                "SELECT DISTINCT channel FROM conversation WHERE identity_id = ?", (identity_id,))]
+            at = change.at or now()
+            for channel in channels:
+                if change.opted_out:
+                    changed = False
+                    for purpose in change.purposes:
+                        changed |= _record(conn, identity_id, channel, purpose, "withdrawn", change.source, "", "", "",
+                                           at, message_id)
+                    if changed and change.acknowledge:
+                        self._acknowledge(conn, account, identity_id, channel, change, message_id)
+                else:
+                    self._resubscribe(conn, identity_id, channel, change, at, message_id)
 
-    def consent_from_messages(self, conn: sqlite3.Connection, account: str,
-                              inbound: list[tuple[int, InboundMessage]]) -> None:
-        """The ingest hook: opt-out and opt-in keywords, unsubscribe mail. Runs in the transaction
-        that stores the messages."""
-        settings = self.outreach
-        for message_id, msg in inbound:
-            if msg.channel == "email" and self._unsubscribe_mail(conn, message_id, msg):
-                continue
-            entry = catalog.channel(msg.channel)
-            head = msg.body.lstrip()[:80].split("\n", 1)[0]
-            if normal_word(head) not in entry.opt_out.stop_words | entry.opt_out.start_words \
-                    | settings.opt_out_words | settings.opt_in_words:
-                continue  # the cheap test first: most messages are not keywords
-            word = keyword(entry.opt_out, msg.body, settings.opt_out_words, settings.opt_in_words)
-            if word is None:
-                continue
-            ident = conn.execute("SELECT identity_id, conversation_id FROM message WHERE id = ?", (message_id,)).fetchone()
-            written = normal_word(msg.body)
-            if word == "stop":
-                self._keyword_stop(conn, account, message_id, msg, ident, written)
-            else:
-                self._keyword_start(conn, message_id, msg, ident["identity_id"], written)
+    def _acknowledge(self, conn, account: str, identity_id: int, channel: str, change: OptOutChange,
+                     message_id: int | None) -> None:
+        """The one confirmation of a new opt-out, on the thread the customer wrote on."""
+        conversation = conn.execute("SELECT conversation_id FROM message WHERE id = ?", (message_id,)).fetchone() \
+            if message_id is not None else None
+        self._enqueue(conn, identity_id, account, channel, change.acknowledge,
+                      conversation_id=conversation["conversation_id"] if conversation else None, purpose="ack")
+        conn.execute("UPDATE consent SET acknowledged_at = ? WHERE identity_id = ? AND channel = ? AND purpose = ?",
+                     (now(), identity_id, channel, change.purposes[0]))
 
-    def _keyword_stop(self, conn, account, message_id, msg, ident, written) -> None:
-        entry = catalog.channel(msg.channel)
-        source = f"{KEYWORD_SOURCE}{written} on {entry.name}"
-        changed = False
-        for purpose in entry.opt_out.withdraws:
-            changed |= _record(conn, ident["identity_id"], msg.channel, purpose, "withdrawn", source, "", "", "",
-                               msg.sent_at, message_id)
-        if not (changed and entry.opt_out.acknowledge and msg.sent_at >= now() - ACK_WITHIN):
+    def _resubscribe(self, conn, identity_id: int, channel: str, change: OptOutChange, at: float,
+                     message_id: int | None) -> None:
+        """START: replies again (recorded even with nothing to undo, so that an older STOP read
+        after it never wins), and marketing when it was granted before a keyword ended it."""
+        for purpose in change.purposes:
+            _record(conn, identity_id, channel, purpose, "granted", change.source, "", "", "", at, message_id)
+        if not change.restore_marketing:
             return
-        kind = conn.execute("SELECT kind FROM account WHERE name = ?", (account,)).fetchone()
-        try:
-            confirmed_by_service = catalog.account_kind(kind["kind"] if kind else "").confirms(msg.channel, written)
-        except KeyError:
-            confirmed_by_service = False
-        if confirmed_by_service:
-            return
-        text = self.outreach.opt_out_reply.replace("{business}", self.outreach.business).replace("{channel}", entry.name)
-        self.enqueue_reply(ident["identity_id"], account, msg.channel, text, conversation_id=ident["conversation_id"],
-                           purpose="ack")
-        conn.execute("""UPDATE consent SET acknowledged_at = ? WHERE identity_id = ? AND channel = ?
-                        AND purpose = ?""", (now(), ident["identity_id"], msg.channel, entry.opt_out.withdraws[0]))
-
-    def _keyword_start(self, conn, message_id, msg, identity_id, written) -> None:
-        """START re-subscribes: replies again, and marketing when a keyword had ended it."""
-        entry = catalog.channel(msg.channel)
-        source = f"{KEYWORD_SOURCE}{written} on {entry.name}"
-        rows = {r["purpose"]: r for r in conn.execute(
-            "SELECT * FROM consent WHERE identity_id = ? AND channel = ?", (identity_id, msg.channel))}
-        if "service" in entry.opt_out.withdraws:
-            # Recorded even with nothing to undo: an older STOP read after it (Twilio's history
-            # comes newest first) must not win over this newer START.
-            _record(conn, identity_id, msg.channel, "service", "granted", source, "", "", "", msg.sent_at, message_id)
-        marketing = rows.get("marketing")
+        marketing = conn.execute("SELECT * FROM consent WHERE identity_id = ? AND channel = ? AND purpose = 'marketing'",
+                                 (identity_id, channel)).fetchone()
         if (marketing is not None and marketing["state"] == "withdrawn" and marketing["granted_at"] is not None
                 and marketing["withdrawn_source"].startswith(KEYWORD_SOURCE)):
-            _record(conn, identity_id, msg.channel, "marketing", "granted", source, marketing["agreed_text"], "", "",
-                    msg.sent_at, message_id)
-
-    def _unsubscribe_mail(self, conn: sqlite3.Connection, message_id: int, msg: InboundMessage) -> bool:
-        """Mail to the unsubscribe address, or with an unsubscribe token in the subject (the
-        List-Unsubscribe mailto of our campaigns): the email consent for marketing ends."""
-        target = None
-        found = _TOKEN.search(msg.subject or "")
-        if found:
-            target = self._identity_of_token(conn, found.group(1))
-        address = self.outreach.unsubscribe_address
-        if target is None and address and msg.raw:
-            end = msg.raw.find(b"\r\n\r\n")
-            head = msg.raw[: end if end >= 0 else 8192].lower()
-            if address.encode() in head:
-                target = conn.execute("SELECT identity_id FROM message WHERE id = ?", (message_id,)).fetchone()[0]
-        if target is None:
-            return False
-        _record(conn, target, "email", "marketing", "withdrawn", "wrote to the unsubscribe address", "", "", "",
-                msg.sent_at, message_id)
-        return True
+            _record(conn, identity_id, channel, "marketing", "granted", change.source, marketing["agreed_text"], "", "",
+                    at, message_id)
 
     # ---- unsubscribe tokens -------------------------------------------------------------------
     def _key(self, conn: sqlite3.Connection) -> bytes:
@@ -265,7 +204,12 @@ def _mac(key: bytes, identity_id: int) -> str:
 
 def _record(conn: sqlite3.Connection, identity_id: int, channel: str, purpose: str, state: str, source: str,
             agreed_text: str, reason: str, agent: str, at: float, message_id: int | None) -> bool:
-    """Log one decision and apply it when it is the newest; True when the state changed."""
+    """Log one decision and apply it when it is the newest; True when the state changed. The
+    same message read again (a repeated pull) is not a second decision."""
+    if message_id is not None and conn.execute(
+            """SELECT 1 FROM consent_log WHERE identity_id = ? AND channel = ? AND purpose = ? AND state = ?
+               AND message_id = ?""", (identity_id, channel, purpose, state, message_id)).fetchone():
+        return False
     conn.execute(
         """INSERT INTO consent_log (identity_id, channel, purpose, state, source, agreed_text, reason, agent,
                message_id, at, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",

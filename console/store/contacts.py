@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 
-from console.channels import catalog
 from console.model import Address
-from console.outreach.csvimport import ImportReport, ImportRow, Refusal
+from console.outreach.facts import ImportReport, ImportRow, Refusal
 from console.store.consent import _record
 from console.store.db import Database, now
 from console.store.ingest import resolve_identity
@@ -88,8 +87,8 @@ class ContactsMixin:
                                 ON CONFLICT (customer_id, name) DO NOTHING""", (customer_id, normal_tag(tag), at))
             except ValueError as error:
                 report.refused.append(Refusal(row.number, f"tag left out: {error}"))
-        for channel, state in row.consents:
-            identity_id = identities[catalog.channel(channel).identity_kind]
+        for channel, kind, state in row.consents:
+            identity_id = identities[kind]
             newer = conn.execute(
                 """SELECT state, changed_at, COALESCE(NULLIF(withdrawn_source, ''), source) AS why FROM consent
                    WHERE identity_id = ? AND channel = ? AND purpose = 'marketing'""", (identity_id, channel)).fetchone()
@@ -100,3 +99,8 @@ class ContactsMixin:
             _record(conn, identity_id, channel, "marketing", state, row.source, row.text, "imported", agent, row.at,
                     None)
             report.consents += 1
+
+    def identity_for(self, address: Address) -> int:
+        """The identity of an address, made (with its customer) if it is new."""
+        with self.db.write() as conn:
+            return resolve_identity(conn, address, self.region, now())[0]

@@ -229,3 +229,10 @@ class Database:
 
 def now() -> float:
     return time.time()
+
+
+def chunks(ids, size: int = 500):
+    """Ids in lists of at most `size`, for `IN (...)` clauses (both backends cap their parameters)."""
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]

@@ -226,25 +226,21 @@ class IngestMixin:
         shas = [digest(msg.raw) if msg.raw is not None else None for msg in result.messages]
         blobs = {sha: msg.raw for sha, msg in zip(shas, result.messages) if sha is not None}
         raw_saved = self.raw.put_soon(blobs) if blobs else None
-        inbound = []  # new messages from customers, for their opt-out keywords
         taken = self.index.hwm()
         with self.db.write() as conn:
             for msg, sha in zip(result.messages, shas):
-                message_id = insert_message(conn, account, msg, self.region, raw_sha=sha)
-                if message_id is not None:
+                if insert_message(conn, account, msg, self.region, raw_sha=sha) is not None:
                     added += 1
-                    if msg.direction == "in":
-                        inbound.append((message_id, msg))
             for update in result.status_updates:
                 conn.execute(
                     "UPDATE message SET status = ?, status_detail = ? WHERE account = ? AND external_id = ?",
                     (update.status, update.detail, account, update.external_id),
                 )
-            # Consent follows in the same transaction (console/store/consent.py): a STOP is never
-            # stored without its effect.
-            self.apply_opt_out_changes(conn, result.opt_outs,
+            # Opt-outs (what adapters report, and the keywords the engine read in the messages,
+            # console/outreach/keywords.py) in the same transaction: a STOP is never stored
+            # without its effect.
+            self.apply_opt_out_changes(conn, account, result.opt_outs,
                                        lambda peer: resolve_identity(conn, peer, self.region, now()))
-            self.consent_from_messages(conn, account, inbound)
             # What the search index has taken from its queue (searchindex.py) is cleared here,
             # in a transaction the store opens anyway, rather than by the indexer taking the lock.
             conn.execute("DELETE FROM search_queue WHERE seq <= ?", (taken,))

@@ -21,8 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from console.store.consent import _chunks
-from console.store.db import Database
+from console.store.db import Database, chunks
 
 FUNNEL = ("targeted", "sent", "delivered", "read", "replied", "opted_out", "failed", "refused", "converted")
 
@@ -165,7 +164,7 @@ class MeasureMixin:
     def _times(self, sql: str, customers: set[int], since: float, extra: tuple = ()) -> dict[int, list[float]]:
         """{customer: [times]} of a query taking (since, *extra, *customer ids) by `{marks}`."""
         out: dict[int, list[float]] = defaultdict(list)
-        for chunk in _chunks(sorted(customers)):
+        for chunk in chunks(sorted(customers)):
             for row in self.db.query(sql.format(marks=",".join("?" * len(chunk))), (since, *extra, *chunk)):
                 out[row[0]].append(row[1])
         return out

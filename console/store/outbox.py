@@ -21,8 +21,7 @@ import sqlite3
 import uuid
 
 from console.model import DELIVERY_STATES, Address, Outgoing, SendResult
-from console.outreach.restraint import SEND_PURPOSES
-from console.outreach.zones import describe, workspace_zone
+from console.outreach.facts import SEND_PURPOSES
 from console.store.db import Database, now
 from console.store.ingest import _after_message
 from console.sanitize import one_line
@@ -210,7 +209,7 @@ class OutboxMixin:
                 for row in rows:
                     verdict = verdicts.get(row["id"])
                     if verdict is not None and verdict.held:
-                        hold(conn, row["id"], row["message_id"], verdict.at, self.outreach.timezone)
+                        hold(conn, row["id"], row["message_id"], verdict.at, verdict.detail)
                         continue
                     if verdict is not None and not verdict.ok:
                         _refuse(conn, row, verdict.reason.value, verdict.detail)
@@ -363,13 +362,13 @@ def _marketing(claimed: list[Outgoing]) -> int:
     return sum(1 for out in claimed if out.purpose == "marketing")
 
 
-def hold(conn: sqlite3.Connection, outbox_id: int, message_id: int, until: float, zone_setting: str) -> None:
-    """Quiet hours in the recipient's time: the row waits, and says until when (in the
-    workspace's clock, the one the agents read)."""
+def hold(conn: sqlite3.Connection, outbox_id: int, message_id: int, until: float, detail: str) -> None:
+    """Quiet hours in the recipient's time: the row waits until `until`, and says so (`detail`,
+    the policy's words: "held for quiet hours until Tue 09:00 Europe/Berlin")."""
     conn.execute("UPDATE outbox SET next_try_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
                  (until, "held for quiet hours", now(), outbox_id))
     conn.execute("UPDATE message SET status = 'queued', status_detail = ?, sent_at = ? WHERE id = ?",
-                 (f"held for quiet hours until {describe(until, workspace_zone(zone_setting))}", until, message_id))
+                 (detail, until, message_id))
 
 
 def _refuse(conn: sqlite3.Connection, row: sqlite3.Row, code: str, sentence: str) -> None:

@@ -4,9 +4,10 @@
 queries whatever its size, in chunks of ids), everything console/outreach/restraint.py decides
 on: identities, consent, where and when each last wrote, open conversations, our last reply,
 the marketing messages already sent or queued to them, and the routes (account x channel x
-identity) a message can take. `restrain()` is what the outbox's claim calls for rows that are
-not plain replies, so the verdict at the moment of sending is the same function the dry run
-used, on facts read in the same transaction as the claim.
+identity) a message can take. `restrain()` is what the outbox's claim calls for every row it is
+about to hand to a channel: the store's `policy` (console/outreach/restraint.py `Policy`, given
+when the store is opened) decides, on facts read in the same transaction as the claim, with the
+same function the dry run used. The store only gathers and writes; it knows no channel's rules.
 """
 
 from __future__ import annotations
@@ -14,28 +15,25 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from console.channels import catalog
+from console.outreach.facts import Identity, Recipient, Route, Send, Verdict
 from console.outreach.reasons import Reason
-from console.outreach.restraint import Identity, Recipient, Route, Send, Verdict, judge
-from console.outreach.settings import OutreachSettings
-from console.store.consent import _chunks
-from console.store.db import Database
+from console.store.db import Database, chunks
 
 
 def _in(ids) -> str:
     return ",".join("?" * len(ids))
 
 
-def gather(conn: sqlite3.Connection, customer_ids, at: float, settings: OutreachSettings,
-           senders: dict[str, str] | None = None, since: float | None = None,
+def gather(conn: sqlite3.Connection, customer_ids, at: float, window: float,
+           senders: dict[str, tuple[str, str]] | None = None, since: float | None = None,
            queued: bool = True) -> dict[int, Recipient]:
-    """Facts about each customer. `senders` (channel -> account) adds a route from that account
-    to identities that never wrote on the channel (an imported customer); `since` (a campaign's
+    """Facts about each customer. `window`: how far back marketing sends count (the cap's);
+    `senders` (channel -> (account, identity kind)) adds a route from that account to identities
+    of that kind that never wrote on the channel (an imported customer); `since` (a campaign's
     start) reads our non-marketing replies after it; `queued` counts marketing rows still in the
     outbox against the cap (planning), not only those sent (claiming)."""
     out: dict[int, Recipient] = {}
-    window = settings.cap_seconds
-    for chunk in _chunks(customer_ids):
+    for chunk in chunks(customer_ids):
         marks = _in(chunk)
         for r in conn.execute(f"SELECT id, name, attributes FROM customer WHERE id IN ({marks})", chunk):
             try:
@@ -86,16 +84,15 @@ def gather(conn: sqlite3.Connection, customer_ids, at: float, settings: Outreach
         if senders:
             known = {(route.channel, route.identity_id) for route in rec.routes}
             for ident in rec.identities:
-                for entry in catalog.channels():
-                    account = senders.get(entry.id)
-                    if account and entry.identity_kind == ident.kind and (entry.id, ident.id) not in known:
-                        rec.routes.append(Route(entry.id, account, ident.id, None, 0.0))
+                for channel, (account, kind) in senders.items():
+                    if kind == ident.kind and (channel, ident.id) not in known:
+                        rec.routes.append(Route(channel, account, ident.id, None, 0.0))
     return out
 
 
 class RestraintMixin:
     db: Database
-    outreach: OutreachSettings
+    policy: "object"  # console.outreach.restraint.Policy: judge(recipient, send, at) -> Verdict
 
     def restrain(self, conn: sqlite3.Connection, rows: list[sqlite3.Row], at: float) -> dict[int, Verdict]:
         """The verdict on each outbox row about to be claimed (marketing, test, ack and replies
@@ -104,7 +101,7 @@ class RestraintMixin:
             return {}
         ids = [r["id"] for r in rows]
         facts = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for r in conn.execute(
                     f"""SELECT o.id, o.purpose, o.options, m.channel, m.identity_id, c.customer_id,
                                cp.launched_at AS started
@@ -113,7 +110,8 @@ class RestraintMixin:
                         LEFT JOIN campaign cp ON cp.id = cr.campaign_id
                         WHERE o.id IN ({_in(chunk)})""", chunk):
                 facts[r["id"]] = r
-        people = gather(conn, {f["customer_id"] for f in facts.values()}, at, self.outreach, queued=False,
+        people = gather(conn, {f["customer_id"] for f in facts.values()}, at, self.policy.settings.cap_seconds,
+                        queued=False,
                         since=min((f["started"] for f in facts.values() if f["started"] is not None), default=None))
         verdicts = {}
         for outbox_id in ids:  # in claiming order: a row let through counts against the next
@@ -125,7 +123,7 @@ class RestraintMixin:
             send = Send(f["purpose"], f["channel"], f["identity_id"], template=bool(options.get("template")),
                         tag=str(options.get("tag", "")), campaign_started=f["started"])
             person = people[f["customer_id"]]
-            verdicts[outbox_id] = verdict = judge(person, send, at, self.outreach)
+            verdicts[outbox_id] = verdict = self.policy.judge(person, send, at)
             if verdict.ok and send.purpose == "marketing":
                 person.marketing_times.append(at)
         return verdicts

@@ -312,7 +312,7 @@ MIGRATIONS: list[list[str]] = [
         # Existing workspaces: every customer's rows are computed once, by the first commit.
         "INSERT INTO list_dirty (customer_id) SELECT DISTINCT customer_id FROM conversation",
     ],
-    # 6: outreach (console/outreach/): consent per identity x channel x purpose with its history,
+    # 8: outreach (console/outreach/): consent per identity x channel x purpose with its history,
     # unsubscribe tokens' key, segments, campaigns, their recipients and what the outbox needs to
     # tell marketing from replies. `identity.opted_out` is superseded by `consent` (a STOP on SMS
     # no longer blocks WhatsApp): what it held moves to the channel it was about, and nothing

@@ -16,8 +16,7 @@ import json
 from dataclasses import dataclass, field
 
 from console.outreach.segments import SegmentQuery, SegmentSyntaxError, Term, attribute_holds, parse_segment
-from console.store.consent import _chunks
-from console.store.db import Database, now
+from console.store.db import Database, chunks, now
 
 SEARCH_LIMIT = 10_000_000  # every matching conversation: a segment needs all of them
 
@@ -136,7 +135,7 @@ class SegmentMixin:
         return ids
 
     def _attributes(self, ids: set[int]):
-        for chunk in _chunks(sorted(ids)):
+        for chunk in chunks(sorted(ids)):
             for row in self.db.query(f"SELECT id, attributes FROM customer WHERE id IN ({','.join('?' * len(chunk))})",
                                      chunk):
                 try:

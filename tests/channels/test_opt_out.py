@@ -39,6 +39,7 @@ def test_stop_on_any_channel_withdraws_marketing_there_and_nothing_marketing_goe
     peer.writes(customer, "STOP")
     assert sync_once(ws, store) == {}
     assert store.consent_state(ident, peer.channel, "marketing") == "withdrawn"
+    assert sync_once(ws, store) == {}  # the confirmation, where the channel expects one, has gone
     before = peer.received(customer)
     store.enqueue_reply(ident, ACCOUNT, peer.channel, "Spring menu: 20% off!", purpose="marketing")
     assert sync_once(ws, store) == {}

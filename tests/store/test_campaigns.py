@@ -4,6 +4,8 @@ the cap across channels, quiet hours on a fake clock, stop conditions, control, 
 
 from __future__ import annotations
 
+from console.outreach import planner
+
 import datetime as dt
 import json
 import time
@@ -75,7 +77,7 @@ def test_the_dry_run_names_everyone_left_out_and_why_and_writes_nothing(store):
     excluded = customer(store, 5, channels=("sms",))
     campaign(store, query="channel:sms")
     store.set_excluded(store.segment("Spring menu people").id, excluded)
-    plan = store.preview_campaign("Spring menu", SENDERS, "ana")
+    plan = planner.preview(store, "Spring menu", SENDERS, "ana")
     assert plan.selected == 5 and [p.customer_id for p in plan.now] == [ok]
     by_reason = {r: [p.name for p in people] for r, people in plan.excluded.items()}
     assert by_reason == {Reason.NO_CONSENT: ["Person 2"], Reason.OPTED_OUT: ["Person 3"],
@@ -88,17 +90,17 @@ def test_the_dry_run_names_everyone_left_out_and_why_and_writes_nothing(store):
 def test_launch_writes_one_outbox_row_per_recipient_with_a_key_made_at_launch(store):
     people = [customer(store, n, channels=("sms",)) for n in range(1, 6)]
     campaign(store, query="channel:sms")
-    plan = store.launch_campaign("Spring menu", SENDERS, "ana")
+    plan = planner.launch(store, "Spring menu", SENDERS, "ana")
     rows = outbox(store)
     assert len(plan.now) == 5 and sorted(r["customer_id"] for r in rows) == people
     assert len({r["idempotency_key"] for r in rows}) == 5
     with pytest.raises(CampaignError, match="launched already"):
-        store.launch_campaign("Spring menu", SENDERS, "ana")
+        planner.launch(store, "Spring menu", SENDERS, "ana")
     # Planning the same step again (a crash between two duty turns) adds nothing.
     c = store.campaign("Spring menu")
     run_key = store.db.query_one("SELECT run_key FROM campaign WHERE id = ?", (c.id,))[0]
     with store.db.write() as conn:
-        store._write_plan(conn, c.id, run_key, plan, "ana")
+        store.write_step(conn, c.id, run_key, plan, "ana")
     assert len(outbox(store)) == 5
 
 
@@ -106,7 +108,7 @@ def test_an_opted_out_identity_is_never_in_a_send_set(store):
     customer(store, 1, channels=("sms",))
     quitter = customer(store, 2, channels=("sms",))
     campaign(store, query="channel:sms")
-    store.launch_campaign("Spring menu", SENDERS, "ana")
+    planner.launch(store, "Spring menu", SENDERS, "ana")
     wrote(store, "sms", 2, "STOP", ago=1)  # after the launch, before the send
     sent = send_all(store, ("phone",))
     assert [out.to.address for out in sent if out.purpose == "marketing"] == [address("sms", 1).address]
@@ -132,12 +134,12 @@ def test_the_cap_is_never_exceeded_across_channels(store):
     campaign(store, "Email news", steps=email_only)
     campaign(store, "SMS news", steps=sms_only)
     # Both launched before either went: the plan counts the other's queued row...
-    store.launch_campaign("Email news", SENDERS, "ana")
-    plan = store.preview_campaign("SMS news", SENDERS, "ana")
+    planner.launch(store, "Email news", SENDERS, "ana")
+    plan = planner.preview(store, "SMS news", SENDERS, "ana")
     assert plan.excluded == {Reason.CAPPED: [plan.rows[0]]}
     # ...and a row that got past the plan anyway meets the cap at the moment of sending.
     store.outreach = OutreachSettings(quiet_start=0, quiet_end=0, cap_messages=5)
-    store.launch_campaign("SMS news", SENDERS, "ana")
+    planner.launch(store, "SMS news", SENDERS, "ana")
     store.outreach = ANYTIME
     sent = send_all(store)
     assert len([o for o in sent if o.purpose == "marketing"]) == 1
@@ -152,7 +154,7 @@ def test_quiet_hour_sends_are_held_and_released_on_a_fake_clock(tmp_path):
     customer(store, 1, channels=("sms",))
     campaign(store, query="channel:sms")
     evening = dt.datetime.now(berlin).replace(hour=22, minute=30, second=0, microsecond=0).timestamp()
-    plan = store.launch_campaign("Spring menu", SENDERS, "ana", at=evening)
+    plan = planner.launch(store, "Spring menu", SENDERS, "ana", at=evening)
     morning = (dt.datetime.fromtimestamp(evening, berlin) + dt.timedelta(days=1)).replace(hour=9, minute=0).timestamp()
     assert plan.now == [] and [p.at for p in plan.held] == [morning]
     assert store.claim_due(["phone"], at=evening + 3600) == []  # 23:30: still held
@@ -168,7 +170,7 @@ def test_a_row_held_at_launch_that_meets_quiet_hours_again_is_held_not_dropped(t
     customer(store, 1, channels=("sms",))
     campaign(store, query="channel:sms")
     noon = dt.datetime.now(berlin).replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
-    store.launch_campaign("Spring menu", SENDERS, "ana", at=noon)
+    planner.launch(store, "Spring menu", SENDERS, "ana", at=noon)
     store.outreach = OutreachSettings(quiet_start=20 * 60, quiet_end=9 * 60, timezone="Europe/Berlin")
     night = noon + 11 * 3600
     assert store.claim_due(["phone"], at=night) == []
@@ -187,11 +189,11 @@ def test_a_reply_on_sms_stops_the_email_step(store):
     quiet = customer(store, 1, channels=("email", "sms"), consent=("email",))
     talker = customer(store, 2, channels=("email", "sms"), consent=("email",))
     campaign(store, steps=TWO_STEPS)
-    store.launch_campaign("Spring menu", SENDERS, "ana")
+    planner.launch(store, "Spring menu", SENDERS, "ana")
     send_all(store)
     wrote(store, "sms", 2, "Can I order the lemon tart?", ago=0)  # answers on another channel
     later = time.time() + 5 * 86400
-    store.advance_campaigns(SENDERS, at=later)
+    planner.advance(store, SENDERS, at=later)
     step2 = {r["customer_id"]: (r["state"], r["reason"]) for r in store.db.query(
         "SELECT customer_id, state, reason FROM campaign_recipient WHERE position = 2")}
     assert step2 == {quiet: ("queued", ""), talker: ("excluded", "replied")}
@@ -200,12 +202,12 @@ def test_a_reply_on_sms_stops_the_email_step(store):
 def test_a_later_step_waits_for_its_delay_after_the_recipients_own_previous_message(store):
     customer(store, 1, channels=("email",), consent=("email",))
     campaign(store, steps=TWO_STEPS)
-    store.launch_campaign("Spring menu", SENDERS, "ana")
+    planner.launch(store, "Spring menu", SENDERS, "ana")
     sent_at = time.time()
     send_all(store, at=sent_at)
-    store.advance_campaigns(SENDERS, at=sent_at + 3 * 86400)
+    planner.advance(store, SENDERS, at=sent_at + 3 * 86400)
     assert store.db.query_one("SELECT COUNT(*) FROM campaign_recipient WHERE position = 2")[0] == 0
-    store.advance_campaigns(SENDERS, at=sent_at + 4 * 86400 + 1)
+    planner.advance(store, SENDERS, at=sent_at + 4 * 86400 + 1)
     assert store.db.query_one("SELECT COUNT(*) FROM campaign_recipient WHERE position = 2")[0] == 1
 
 
@@ -213,10 +215,10 @@ def test_a_customer_who_left_the_segment_gets_no_further_step(store):
     cid = customer(store, 1, channels=("email",), consent=("email",))
     store.add_tag(cid, "regular")
     campaign(store, query="tag:regular", steps=TWO_STEPS)
-    store.launch_campaign("Spring menu", SENDERS, "ana")
+    planner.launch(store, "Spring menu", SENDERS, "ana")
     send_all(store)
     store.remove_tag(cid, "regular")
-    store.advance_campaigns(SENDERS, at=time.time() + 5 * 86400)
+    planner.advance(store, SENDERS, at=time.time() + 5 * 86400)
     assert store.db.query_one("SELECT reason FROM campaign_recipient WHERE position = 2")[0] == "left_segment"
 
 
@@ -224,7 +226,7 @@ def test_pause_holds_the_rows_resume_sends_them_cancel_ends_them(store):
     for n in range(1, 4):
         customer(store, n, channels=("sms",))
     campaign(store, query="channel:sms")
-    store.launch_campaign("Spring menu", SENDERS, "ana")
+    planner.launch(store, "Spring menu", SENDERS, "ana")
     store.set_campaign_state("Spring menu", "pause")
     assert store.claim_due(["phone"]) == [] and store.next_due_at(["phone"]) is None
     store.set_campaign_state("Spring menu", "resume")
@@ -239,7 +241,7 @@ def test_pause_holds_the_rows_resume_sends_them_cancel_ends_them(store):
 def test_a_reply_to_a_campaign_is_triage_and_the_timeline_says_what_it_answers(store):
     cid = customer(store, 1, channels=("sms",))
     campaign(store, query="channel:sms")
-    store.launch_campaign("Spring menu", SENDERS, "ana")
+    planner.launch(store, "Spring menu", SENDERS, "ana")
     send_all(store)
     wrote(store, "sms", 1, "Yes please, two of the tarts", ago=-1)
     entries = store.timeline(cid)
@@ -253,7 +255,7 @@ def test_a_test_send_goes_only_to_the_configured_test_addresses(tmp_path):
     store = Store(tmp_path / "t.db", "DE", settings)
     cid = customer(store, 1, channels=("email",), consent=("email",))
     campaign(store, steps=TWO_STEPS)
-    assert store.test_send("Spring menu", 1, cid, SENDERS, "ana") == ["email to ana@crumb.example"]
+    assert planner.test_send(store, "Spring menu", 1, cid, SENDERS, "ana") == ["email to ana@crumb.example"]
     [row] = outbox(store, "test")
     assert row["address"] == "ana@crumb.example" and "Hello" in row["body"]
     assert [o.purpose for o in store.claim_due(["mail"])] == ["test"]
@@ -264,7 +266,7 @@ def test_a_test_send_goes_only_to_the_configured_test_addresses(tmp_path):
 def test_the_report_counts_the_funnel_per_step_and_channel_and_the_lift(store):
     people = [customer(store, n, channels=("sms",)) for n in range(1, 41)]
     campaign(store, query="channel:sms", convert_on="tag:ordered", holdout=0.25)
-    plan = store.launch_campaign("Spring menu", SENDERS, "ana")
+    plan = planner.launch(store, "Spring menu", SENDERS, "ana")
     holdout = [p.customer_id for p in plan.rows if p.reason is Reason.HOLDOUT]
     messaged = [p.customer_id for p in plan.now]
     assert holdout and len(holdout) + len(messaged) == 40
@@ -286,8 +288,8 @@ def test_the_report_counts_the_funnel_per_step_and_channel_and_the_lift(store):
 def test_a_campaign_finishes_when_nothing_is_left_to_send(store):
     customer(store, 1, channels=("sms",))
     campaign(store, query="channel:sms")
-    store.launch_campaign("Spring menu", SENDERS, "ana")
-    assert store.advance_campaigns(SENDERS) == []
+    planner.launch(store, "Spring menu", SENDERS, "ana")
+    assert planner.advance(store, SENDERS) == []
     send_all(store)
-    assert store.advance_campaigns(SENDERS) == ["Spring menu: finished"]
+    assert planner.advance(store, SENDERS) == ["Spring menu: finished"]
     assert store.campaign("Spring menu").state == "finished"

@@ -9,6 +9,8 @@ claimed yet is sent then, at the account's pace.
 
 from __future__ import annotations
 
+from console.outreach import planner
+
 import collections
 import os
 import signal
@@ -63,7 +65,7 @@ def test_a_kill_9_in_the_middle_of_a_step_sends_nothing_twice_and_skips_no_one(t
         segment = store.save_segment("everyone", "channel:sms")
         store.save_campaign(Campaign(None, "Big news", segment, steps=[
             Step(1, 0, "order", ("sms",), {"sms": ChannelText(body="Hi {first_name}, we bake on Sundays now!")})]))
-        plan = store.launch_campaign("Big news", senders_for(ws), "ana")
+        plan = planner.launch(store, "Big news", senders_for(ws), "ana")
         assert len(plan.now) == RECIPIENTS
         store.close()
 

@@ -4,6 +4,8 @@ read at the peer: the SMTP server's received mail, the Twilio fake's sent messag
 
 from __future__ import annotations
 
+from console.outreach import planner
+
 import asyncio
 import datetime as dt
 import email
@@ -94,7 +96,7 @@ def people(store, ws, rows: str) -> None:
 def launch(store, ws, name: str, steps, query: str = "not:tag:nobody") -> None:
     segment = store.save_segment(f"{name} people", query)
     store.save_campaign(Campaign(None, name, segment, steps=steps))
-    store.launch_campaign(name, senders_for(ws), "ana")
+    planner.launch(store, name, senders_for(ws), "ana")
 
 
 def received_mail(smtp, to: str) -> list[email.message.Message]:
@@ -177,7 +179,7 @@ def test_quiet_hour_sends_are_held_and_released_on_the_engines_clock(tmp_path, t
     segment = store.save_segment("all", "channel:sms")
     store.save_campaign(Campaign(None, "Night owls", segment,
                                  steps=[Step(1, 0, "order", ("sms",), {"sms": ChannelText(body="Fresh at 7!")})]))
-    plan = store.launch_campaign("Night owls", senders_for(ws), "ana", at=evening)
+    plan = planner.launch(store, "Night owls", senders_for(ws), "ana", at=evening)
     assert plan.now == [] and len(plan.held) == 1
     now = [evening + 3600]
     assert run_once(ws, store, clock=lambda: now[0]) == {}
