@@ -204,7 +204,7 @@ def cmd_campaign(ws, args) -> int:
             elif args.csv:
                 sys.stdout.write(layout.report_csv(report))
             else:
-                print("\n".join(layout.report_lines(report)))
+                print("\n".join(layout.report_lines(report, ws.outreach.timezone)))
             return 0
         customer = _customer(store, args.as_customer) if args.as_customer else None
         if customer is None:

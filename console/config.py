@@ -402,6 +402,8 @@ def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
         'thanks = "Thank you so much, {first_name}! Have a lovely day. {agent} at {business}"\n'
         'hours = "Hi {first_name}! We are open Tuesday to Sunday, 7am to 3pm. {agent}"\n'
         'order = "Hi {first_name}, your order {order_number} is confirmed for {pickup_day}. {agent}"\n'
+        '[outreach]\nquiet_hours = "20:00-09:00"\ntimezone = "America/New_York"\n'
+        'unsubscribe_address = "unsubscribe@crumbandco.example"\ntest_addresses = ["email:ana@crumbandco.example"]\n'
     )
     ws = parse(text)
     ws.data_dir = base

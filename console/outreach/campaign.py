@@ -123,3 +123,13 @@ def parse_delay(text: str) -> float | None:
         if text.endswith(suffix) and text[: -len(suffix)].replace(".", "", 1).isdigit():
             return float(text[: -len(suffix)]) * size
     return None
+
+
+def convert_rule_problem(text: str) -> str:
+    """Why a `convert_on` value is unusable ('' when fine): tag:NAME or attribute:NAME."""
+    kind, sep, name = text.strip().partition(":")
+    if not text.strip():
+        return ""
+    if not sep or kind not in ("tag", "attribute") or not name.strip():
+        return "conversion is written tag:NAME (a tag set) or attribute:NAME (an attribute set), e.g. tag:ordered"
+    return ""

@@ -148,7 +148,9 @@ def plan_step(store, conn, campaign: Campaign, step: Step, customer_ids: list[in
     """What this step would do for each customer at `at` (nothing is written)."""
     plan = Plan(campaign, step.position, at=at)
     settings = store.policy.settings
-    facts = store.recipients(conn, customer_ids, at, settings.cap_seconds, _routes(store, senders), started)
+    # A plan for a moment past (the demo's history) reads who wrote when as it was then.
+    facts = store.recipients(conn, customer_ids, at, settings.cap_seconds, _routes(store, senders), started,
+                             as_of=at < time.time() - 60)
     emails = [i.id for r in facts.values() for i in r.identities if i.kind == "email"]
     tokens = store.unsubscribe_tokens(emails) if emails else {}
     for customer_id in customer_ids:

@@ -89,9 +89,9 @@ def progress_bar(progress, width: int = BAR) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] " + ", ".join(parts)
 
 
-def report_lines(report) -> list[str]:
+def report_lines(report, zone_setting: str = "") -> list[str]:
     """The funnel per step and channel, as a table of text."""
-    out = [f"{report.campaign} ({report.state}, launched {moment(report.launched_at)}): replies counted within "
+    out = [f"{report.campaign} ({report.state}, launched {moment(report.launched_at, zone_setting)}): replies counted within "
            f"{report.reply_days} days" + (f", converted = {report.convert_on} within {report.convert_days} days"
                                          if report.convert_on else "")]
     head = f"  {'step':<6}{'channel':<11}" + "".join(f"{h:>10}" for h in
@@ -104,8 +104,9 @@ def report_lines(report) -> list[str]:
             rows.append(("all", report.step_total(position)))
         for channel, f in rows:
             name = catalog.channel(channel).name if channel != "all" else "all"
+            read = f.read if read_known(channel) else "-"
             out.append(f"  {position:<6}{name:<11}" + "".join(f"{v:>10}" for v in (
-                f.targeted, f.sent, f.delivered, f.read, f.replied, f.opted_out, f.failed + f.refused, f.converted)))
+                f.targeted, f.sent, f.delivered, read, f.replied, f.opted_out, f.failed + f.refused, f.converted)))
         left = report.excluded.get(position)
         if left:
             out.append("        left out: " + ", ".join(f"{Reason.of(r).label if Reason.of(r) else r} {n}"
@@ -122,7 +123,8 @@ def report_json(report) -> str:
     return json.dumps({
         "campaign": report.campaign, "state": report.state, "launched_at": report.launched_at,
         "reply_days": report.reply_days, "convert_on": report.convert_on, "convert_days": report.convert_days,
-        "steps": {str(p): {c: f.as_dict() for c, f in chans.items()} for p, chans in sorted(report.steps.items())},
+        "steps": {str(p): {c: {**f.as_dict(), "read": f.read if read_known(c) else None} for c, f in chans.items()}
+                  for p, chans in sorted(report.steps.items())},
         "excluded": {str(p): reasons for p, reasons in sorted(report.excluded.items())},
         "holdout": {"size": report.holdout, "converted": report.holdout_converted,
                     "messaged": report.messaged, "messaged_converted": report.messaged_converted,
@@ -144,3 +146,49 @@ def report_csv(report) -> str:
     if not header:
         writer.writerow(["campaign", "step", "channel"])
     return buffer.getvalue()
+
+
+def read_known(channel: str) -> bool:
+    """Whether the channel reports reading ("read where known"): WhatsApp, Messenger, Instagram."""
+    return channel == "all" or catalog.channel(channel).reports_read
+
+
+FUNNEL_ROWS = (("sent", "sent"), ("delivered", "delivered"), ("read", "read"), ("replied", "replied"),
+               ("opted_out", "opted out"), ("failed", "failed"), ("refused", "refused at sending"),
+               ("converted", "converted"))
+
+
+def funnel_lines(report, width: int = 24) -> list[tuple[str, str]]:
+    """The report as (kind, line) pairs for a screen: a heading per step and channel, then a bar
+    per stage of its funnel as a share of those targeted ("—" for read where the channel does
+    not say). `kind` is heading, stage or note."""
+    out: list[tuple[str, str]] = []
+    for position in sorted(report.steps):
+        for channel, funnel in report.steps[position].items():
+            name = catalog.channel(channel).name
+            out.append(("heading", f"Step {position} · {name} · {funnel.targeted} targeted"))
+            for field_name, label in FUNNEL_ROWS:
+                value = getattr(funnel, field_name)
+                if field_name == "refused" and not value:
+                    continue
+                if field_name == "converted" and not report.convert_on:
+                    continue
+                if field_name == "read" and not read_known(channel):
+                    out.append(("stage", f"  {label:<18}     —  (the channel does not say)"))
+                    continue
+                share = value / funnel.targeted if funnel.targeted else 0.0
+                bar = "█" * round(width * share)
+                out.append(("stage", f"  {label:<18}{value:>6} {bar:<{width}} {share * 100:3.0f}%"))
+        left = report.excluded.get(position)
+        if left:
+            words = ", ".join(f"{Reason.of(r).label if Reason.of(r) else r} {n}" for r, n in
+                              sorted(left.items(), key=lambda kv: -kv[1]))
+            out.append(("note", f"  step {position} left out: {words}"))
+    if report.holdout:
+        line = f"Holdout: {report.holdout} kept out, {report.holdout_converted} converted"
+        if report.lift is not None:
+            line += f" · lift versus no message: {report.lift * 100:+.1f} points"
+        out.append(("heading", line))
+    if not report.steps:
+        out.append(("note", "Nothing sent yet: the report fills in as the campaign goes."))
+    return out

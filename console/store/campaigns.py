@@ -160,9 +160,15 @@ class CampaignMixin:
         return names
 
     def recipients(self, conn: sqlite3.Connection, customer_ids, at: float, window: float,
-                   senders: dict[str, tuple[str, str]] | None = None, since: float | None = None):
+                   senders: dict[str, tuple[str, str]] | None = None, since: float | None = None,
+                   as_of: bool = False):
         """What restraint needs to know about these customers (console/store/restraint.py)."""
-        return gather(conn, customer_ids, at, window, senders, since)
+        return gather(conn, customer_ids, at, window, senders, since, as_of=as_of)
+
+    def customer_of_message(self, message_id: int) -> int | None:
+        row = self.db.query_one("SELECT c.customer_id FROM message m JOIN conversation c ON c.id = m.conversation_id "
+                                "WHERE m.id = ?", (message_id,))
+        return row[0] if row else None
 
     def write_step(self, conn: sqlite3.Connection, campaign_id: int, run_key: str, plan, agent: str) -> None:
         """Write a planned step (console/outreach/planner.py `Plan`); a customer it was already

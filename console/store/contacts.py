@@ -104,3 +104,6 @@ class ContactsMixin:
         """The identity of an address, made (with its customer) if it is new."""
         with self.db.write() as conn:
             return resolve_identity(conn, address, self.region, now())[0]
+
+    def customer_ids(self) -> list[int]:
+        return [r[0] for r in self.db.query("SELECT id FROM customer ORDER BY id")]

@@ -99,9 +99,7 @@ class MeasureMixin:
                ORDER BY cr.position, cr.customer_id""", (campaign.id,))
         customers = {r["customer_id"] for r in rows}
         since = campaign.launched_at or 0.0
-        inbound = self._times(
-            """SELECT c.customer_id, m.sent_at AS at FROM message m JOIN conversation c ON c.id = m.conversation_id
-               WHERE m.direction = 'in' AND m.sent_at > ? AND c.customer_id IN ({marks})""", customers, since)
+        inbound = self.inbound_times(customers, since)
         withdrawn = self._times(
             """SELECT i.customer_id, l.at FROM consent_log l JOIN identity i ON i.id = l.identity_id
                WHERE l.state = 'withdrawn' AND l.at > ? AND i.customer_id IN ({marks})""", customers, since)
@@ -154,12 +152,15 @@ class MeasureMixin:
         sent: dict[int, list[float]] = defaultdict(list)
         for r in rows:
             sent[r["customer_id"]].append(r["sent_at"])
-        inbound = self._times(
-            """SELECT c.customer_id, m.sent_at AS at FROM message m JOIN conversation c ON c.id = m.conversation_id
-               WHERE m.direction = 'in' AND m.sent_at > ? AND c.customer_id IN ({marks})""", set(sent),
-            campaign.launched_at or 0.0)
+        inbound = self.inbound_times(set(sent), campaign.launched_at or 0.0)
         return {c for c, times in sent.items()
                 if any(_within(inbound.get(c, []), t, campaign.reply_days) for t in times)}
+
+    def inbound_times(self, customers: set[int], since: float) -> dict[int, list[float]]:
+        """When each of these customers wrote to us (any channel) after `since`."""
+        return self._times(
+            """SELECT c.customer_id, m.sent_at AS at FROM message m JOIN conversation c ON c.id = m.conversation_id
+               WHERE m.direction = 'in' AND m.sent_at > ? AND c.customer_id IN ({marks})""", customers, since)
 
     def _times(self, sql: str, customers: set[int], since: float, extra: tuple = ()) -> dict[int, list[float]]:
         """{customer: [times]} of a query taking (since, *extra, *customer ids) by `{marks}`."""
@@ -182,14 +183,4 @@ class MeasureMixin:
         return {}
 
 
-def convert_rule_problem(text: str) -> str:
-    """Why a `convert_on` value is unusable ('' when fine): tag:NAME or attribute:NAME."""
-    kind, sep, name = text.strip().partition(":")
-    if not text.strip():
-        return ""
-    if not sep or kind not in ("tag", "attribute") or not name.strip():
-        return "conversion is written tag:NAME (a tag set) or attribute:NAME (an attribute set), e.g. tag:ordered"
-    return ""
-
-
-__all__ = ["MeasureMixin", "Report", "Funnel", "FUNNEL", "convert_rule_problem"]
+__all__ = ["MeasureMixin", "Report", "Funnel", "FUNNEL"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 from console.outreach.facts import Identity, Recipient, Route, Send, Verdict
 from console.outreach.reasons import Reason
@@ -26,12 +27,14 @@ def _in(ids) -> str:
 
 def gather(conn: sqlite3.Connection, customer_ids, at: float, window: float,
            senders: dict[str, tuple[str, str]] | None = None, since: float | None = None,
-           queued: bool = True) -> dict[int, Recipient]:
+           queued: bool = True, as_of: bool = False) -> dict[int, Recipient]:
     """Facts about each customer. `window`: how far back marketing sends count (the cap's);
     `senders` (channel -> (account, identity kind)) adds a route from that account to identities
     of that kind that never wrote on the channel (an imported customer); `since` (a campaign's
     start) reads our non-marketing replies after it; `queued` counts marketing rows still in the
-    outbox against the cap (planning), not only those sent (claiming)."""
+    outbox against the cap (planning), not only those sent (claiming). With `as_of`, when each
+    customer last wrote is read as it was at `at` (a plan for a moment in the past: the demo's
+    finished campaign); their conversations' states are today's, the only ones kept."""
     out: dict[int, Recipient] = {}
     for chunk in chunks(customer_ids):
         marks = _in(chunk)
@@ -59,6 +62,22 @@ def gather(conn: sqlite3.Connection, customer_ids, at: float, window: float,
             rec.open_conversation |= bool(r["open"])
             rec.routes.append(Route(r["channel"], r["account"], r["identity_id"], r["conversation_id"],
                                     r["last_in"] or 0.0))
+        if as_of:
+            for rec in (out[c] for c in chunk if c in out):
+                rec.last_inbound = {}
+            last = {}
+            for r in conn.execute(
+                    f"""SELECT c.customer_id, c.channel, c.identity_id, c.account, MAX(m.sent_at) AS t FROM message m
+                        JOIN conversation c ON c.id = m.conversation_id
+                        WHERE c.customer_id IN ({marks}) AND m.direction = 'in' AND m.sent_at <= ?
+                        GROUP BY c.customer_id, c.channel, c.identity_id, c.account""", (*chunk, at)):
+                out[r["customer_id"]].last_inbound[r["channel"]] = max(
+                    out[r["customer_id"]].last_inbound.get(r["channel"], 0.0), r["t"])
+                last[(r["customer_id"], r["channel"], r["identity_id"], r["account"])] = r["t"]
+            for rec in (out[c] for c in chunk if c in out):
+                rec.routes = [Route(x.channel, x.account, x.identity_id, x.conversation_id,
+                                    last.get((rec.customer_id, x.channel, x.identity_id, x.account), 0.0))
+                              for x in rec.routes]
         for r in conn.execute(f"SELECT customer_id, at FROM marketing_send WHERE customer_id IN ({marks}) AND at > ?",
                               (*chunk, at - window)):
             out[r["customer_id"]].marketing_times.append(r["at"])
@@ -74,10 +93,10 @@ def gather(conn: sqlite3.Connection, customer_ids, at: float, window: float,
                     f"""SELECT c.customer_id, MAX(m.sent_at) AS at FROM message m
                         JOIN conversation c ON c.id = m.conversation_id
                         LEFT JOIN outbox o ON o.message_id = m.id
-                        WHERE c.customer_id IN ({marks}) AND m.direction = 'out' AND m.sent_at >= ?
+                        WHERE c.customer_id IN ({marks}) AND m.direction = 'out' AND m.sent_at >= ? AND m.sent_at <= ?
                           AND (o.id IS NULL OR o.purpose = 'service')
                           AND (m.status IS NULL OR m.status NOT IN ('failed', 'undelivered'))
-                        GROUP BY c.customer_id""", (*chunk, since)):
+                        GROUP BY c.customer_id""", (*chunk, since, at if as_of else float("inf"))):
                 out[r["customer_id"]].last_service_reply_at = r["at"]
     for rec in out.values():
         rec.routes.sort(key=lambda route: -route.last_used)
@@ -111,7 +130,7 @@ class RestraintMixin:
                         WHERE o.id IN ({_in(chunk)})""", chunk):
                 facts[r["id"]] = r
         people = gather(conn, {f["customer_id"] for f in facts.values()}, at, self.policy.settings.cap_seconds,
-                        queued=False,
+                        queued=False, as_of=at < time.time() - 60,
                         since=min((f["started"] for f in facts.values() if f["started"] is not None), default=None))
         verdicts = {}
         for outbox_id in ids:  # in claiming order: a row let through counts against the next

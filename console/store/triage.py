@@ -64,11 +64,12 @@ class TriageMixin:
     region: str
 
     # ---- tags and notes -----------------------------------------------------------------------
-    def add_tag(self, customer_id: int, tag: str) -> str:
+    def add_tag(self, customer_id: int, tag: str, at: float | None = None) -> str:
+        """Tag a customer (`at`: when, if not now; a campaign counts a conversion by it)."""
         tag = normal_tag(tag)
         with self.db.write() as conn:
             conn.execute("INSERT OR IGNORE INTO tag (customer_id, name, created_at) VALUES (?, ?, ?)",
-                         (customer_id, tag, now()))
+                         (customer_id, tag, now() if at is None else at))
         return tag
 
     def remove_tag(self, customer_id: int, tag: str) -> bool:

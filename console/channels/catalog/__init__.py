@@ -45,6 +45,7 @@ class ChannelEntry:
     # Outside the window, an approved template can still be sent (WhatsApp).
     templates: bool = False
     opt_out: OptOut = OptOut(STOP_WORDS, START_WORDS)
+    reports_read: bool = False  # the service says when a message was read (a campaign report's "read")
 
 
 @dataclass(frozen=True)
@@ -96,12 +97,12 @@ _CHANNELS = (
                  opt_out=_SMS_OPT_OUT),
     # Sent through Twilio, whose Body takes 1,600 characters (WhatsApp itself would take 4,096).
     ChannelEntry("whatsapp", "WhatsApp", "ⓦ", "W", "phone", LengthRule("utf16", SMS_MAX_CHARS, "Twilio"),
-                 reply_window_hours=24, templates=True),
+                 reply_window_hours=24, templates=True, reports_read=True),
     ChannelEntry("telegram", "Telegram", "✈", "T", "telegram", LengthRule("utf16", 4096)),
     ChannelEntry("instagram", "Instagram", "◎", "I", "instagram", LengthRule("utf8", 1000),
-                 reply_window_hours=24, human_agent_days=7),
+                 reply_window_hours=24, human_agent_days=7, reports_read=True),
     ChannelEntry("messenger", "Messenger", "ⓜ", "F", "messenger", LengthRule("characters", 2000),
-                 reply_window_hours=24, human_agent_days=7),
+                 reply_window_hours=24, human_agent_days=7, reports_read=True),
     ChannelEntry("mastodon", "Mastodon", "🐘", "M", "mastodon", LengthRule("mastodon", 500, "this Mastodon server")),
 )
 _BY_ID = {entry.id: entry for entry in _CHANNELS}
