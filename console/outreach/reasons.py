@@ -56,7 +56,7 @@ _LABELS = {
     Reason.NO_QUIET_WINDOW: "no hour outside quiet hours",
     Reason.EXCLUDED: "on the exclude list",
     Reason.LEFT_SEGMENT: "left the segment",
-    Reason.HOLDOUT: "holdout (kept as control)",
+    Reason.HOLDOUT: "holdout",
     Reason.NOT_A_TEST_ADDRESS: "not a test address",
     Reason.UNFILLED: "text cannot be made",
     Reason.HELD: "held for quiet hours",

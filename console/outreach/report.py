@@ -58,6 +58,21 @@ def plan_lines(plan, settings, limit: int | None = None) -> list[str]:
     return out
 
 
+def plan_summary(plan, settings) -> list[str]:
+    """The dry run in three lines, for a screen (the rows under it name everyone)."""
+    held = f", {len(plan.held)} held until {moment(plan.held_until, settings.timezone)}" if plan.held else ""
+    out = [f"{plan.selected} selected -> {len(plan.now)} now{held}, "
+           f"{plan.selected - len(plan.now) - len(plan.held)} left out"]
+    channels = " · ".join(f"{catalog.channel(c).name} {n}" for c, n in plan.by_channel.most_common())
+    if plan.sms_segments:
+        channels += f" (SMS: {plan.sms_segments} segment{'s' if plan.sms_segments != 1 else ''}, about {settings.currency} {plan.cost:.2f})"
+    out.append(channels or "nobody gets it")
+    excluded = sorted(plan.excluded.items(), key=lambda item: -len(item[1]))
+    if excluded:
+        out.append("left out: " + " · ".join(f"{r.label} {len(people)}" for r, people in excluded) + " (names below)")
+    return out
+
+
 def plan_json(plan) -> str:
     def person(p):
         row = {"customer_id": p.customer_id, "name": p.name, "reason": p.reason.value if p.reason else None,

@@ -53,12 +53,11 @@ class PreviewScreen(OutreachScreen):
         settings = self.workspace.outreach
         self.title_line(Text.assemble(("Dry run ", "bold"), safe_line(plan.campaign.name, 40, style="bold"),
                                       f" · step {plan.position} · as if launched now"))
-        lines = layout.plan_lines(plan, settings, limit=4)[1:]
-        self.query_one("#preview-summary", Static).update(Text("\n".join(line.strip() for line in lines)))
+        self.query_one("#preview-summary", Static).update(Text("\n".join(layout.plan_summary(plan, settings))))
         rank = {None: 0, Reason.HELD: 1}
         self.order = sorted(plan.rows, key=lambda p: (rank.get(p.reason, 2), p.reason.value if p.reason else "", p.name))
         self.rows.show([self._row(p) for p in self.order])
-        self.note("j/k: whom the text below is for · t: test send to your own test addresses · L: launch")
+        self.note("j/k: whose text is shown · t: test send to your test addresses · L: launch")
 
     def _row(self, p) -> Text:
         text = safe_line(p.name or f"customer {p.customer_id}", 24, style="bold")
