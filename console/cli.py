@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="what a rule would have done since a date, without doing it")
     test.add_argument("name", help="the rule's name in [[rules]]")
     test.add_argument("--since", metavar="DATE", default="7d", help="YYYY-MM-DD or a number of days back (default 7d)")
+    from console.cli_outreach import add_parsers
+
+    add_parsers(sub, common)  # consent, segment, campaign
     return parser
 
 
@@ -123,7 +126,7 @@ def _setup_logging(ws: WorkspaceConfig, name: str) -> None:
 def open_store(ws: WorkspaceConfig):
     from console.store import Store
 
-    return Store(ws.store_path, ws.default_region)
+    return Store(ws.store_path, ws.default_region, ws.outreach)  # restraint with the workspace's [outreach]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -460,3 +463,12 @@ def cmd_rules(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
 
 COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_export, "import": cmd_import,
             "report": cmd_report, "rules": cmd_rules}
+
+
+def _outreach(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    from console.cli_outreach import COMMANDS as OUTREACH
+
+    return OUTREACH[args.command](ws, args)
+
+
+COMMANDS.update({name: _outreach for name in ("consent", "segment", "campaign")})

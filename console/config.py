@@ -33,6 +33,8 @@ from console.notify import NotificationSettings
 from console.notify import parse_settings as parse_notifications
 from console.rules.model import Rule, parse_rules
 from console.sla import SlaPolicy, default_policy, parse_policies
+from console.outreach.settings import OutreachSettings
+from console.outreach.settings import from_table as outreach_from_table
 
 APP_NAME = "console"
 KINDS = tuple(kind.id for kind in catalog.account_kinds())
@@ -243,6 +245,7 @@ class WorkspaceConfig:
     rules: list[Rule] = field(default_factory=list)  # [[rules]]
     csat: CsatSettings | None = None  # [csat]; None: no satisfaction question
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    outreach: OutreachSettings = field(default_factory=OutreachSettings)  # [outreach]: console/outreach/settings.py
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -268,7 +271,8 @@ def _os_user() -> str:
         return "agent"
 
 
-_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates", "business_hours", "sla", "rules", "csat", "notifications"}
+_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates", "business_hours", "sla", "rules", "csat", "notifications",
+              "outreach"}
 _WORKSPACE_KEYS = {"name", "agent", "default_region", "data_dir", "response_target_minutes", "send_delay_seconds",
                    "close_waiting_after_days", "download_dir"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -350,6 +354,13 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
         if not isinstance(value, str) or not value.strip():
             raise err("templates", key, 'expected the reply text as a string, e.g. thanks = "Thank you, {first_name}!"')
     ws.templates = dict(templates)
+
+    outreach = data.get("outreach", {})
+    if not isinstance(outreach, dict):
+        raise ConfigError("expected an [outreach] table", path, locator.line_of("outreach"), "outreach")
+    ws.outreach = outreach_from_table(
+        outreach, lambda key, message: err("outreach", key, message), ws.name,
+        lambda key, message: ConfigError(message, path, locator.line_of("outreach.pacing", key), f"outreach.pacing.{key}"))
 
     accounts = data.get("accounts", [])
     if not isinstance(accounts, list):
@@ -470,6 +481,8 @@ def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
         'notify = "{name} ({channel}) is due an answer within 10 minutes"\n'
         '[csat]\nquestion = "Thanks for ordering with Crumb & Co.! How did we do? Reply 1-5"\nafter_minutes = 5\n'
         '[notifications]\nlevel = "mine"\n'
+        '[outreach]\nquiet_hours = "20:00-09:00"\ntimezone = "America/New_York"\n'
+        'unsubscribe_address = "unsubscribe@crumbandco.example"\ntest_addresses = ["email:ana@crumbandco.example"]\n'
     )
     ws = parse(text)
     ws.data_dir = base

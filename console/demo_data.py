@@ -205,7 +205,6 @@ class DemoMessage:
     body: str
     subject: str = ""
     attachments: tuple[Attachment, ...] = ()
-    opt_out: bool | None = None  # True: this message is a STOP; False: a START
     # From an address of theirs the demo service does not vouch for (a work email): the store
     # sees another customer, and the card suggests merging the two.
     sender: Address | None = None
@@ -263,7 +262,7 @@ def _quote(text: str, when: float, who: str) -> str:
 def _shifted(msg: DemoMessage, by: float) -> DemoMessage:
     return msg if not by else DemoMessage(msg.external_id, msg.thread_key, msg.channel, msg.direction,
                                            msg.person, msg.at + by, msg.body, msg.subject, msg.attachments,
-                                           msg.opt_out, msg.sender)
+                                           msg.sender)
 
 
 def demo_pdf(title: str) -> bytes:
@@ -386,11 +385,12 @@ def build(seed: int, anchor: float) -> Dataset:
             else:  # earlier episodes end before any unanswered one began
                 shift = min(0.0, (anchor - (60 if last else 28 * HOUR)) - episode[-1].at)
             data.messages.extend(_shifted(m, shift) for m in episode)
-    # One customer texted STOP; the carrier confirmed it. The composer must refuse to send to them.
-    stopper = next(p for p in data.people if "sms" in p.channels and p.number % 6 != 0)
+    # One customer texted STOP; the carrier confirmed it. The composer must refuse to send them an
+    # SMS, while their WhatsApp, a channel of its own, stays open.
+    stopper = next(p for p in data.people if {"sms", "whatsapp"} <= set(p.channels) and p.number % 6 != 0)
     stop_at = anchor - 10 * DAY
     data.messages.append(DemoMessage(ext("SMdemo"), f"sms:{stopper.phone}", "sms", "in", stopper.number,
-                                     stop_at, "STOP", opt_out=True))
+                                     stop_at, "STOP"))
     data.messages.append(DemoMessage(ext("SMdemo"), f"sms:{stopper.phone}", "sms", "out", stopper.number,
                                      stop_at + 2, "You have successfully been unsubscribed. You will not receive "
                                      "any more messages from this number. Reply START to resubscribe."))

@@ -2,14 +2,16 @@
 
 The demo accounts bring the customers and six weeks of messages through the sync engine like any
 account. A shop's workspace also holds what its people added: tags, notes, customer attributes,
-snoozed and assigned conversations, a draft. `furnish()` adds them once, after the first sync, so
-every feature has something to show on first start. No UI here: the CLI and the tests call it.
+snoozed and assigned conversations, a draft, and outreach (console/demo_outreach.py: consent,
+segments, campaigns). `furnish()` adds them once, after the first sync, so every feature has
+something to show on first start. No UI here: the CLI and the tests call it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 
 # (phrase a customer wrote, tag): the tags follow what the conversations were about.
 TAGS = (
@@ -62,6 +64,11 @@ def furnish(store, agent: str) -> dict[str, int]:
     if len(open_rows) > 6:
         store.save_draft(open_rows[6].customer_id, agent, "Hi! Yes, we still have some — shall I put one aside")
         added["drafts"] += 1
+    from console.config import demo_config
+    from console.demo_outreach import furnish as furnish_outreach
+    from console.outreach.settings import senders_for
+
+    added.update(furnish_outreach(store, agent, senders_for(demo_config()), time.time()))
     return added
 
 

@@ -241,3 +241,8 @@ def background_thread(niceness: int = 5) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
     except (AttributeError, OSError):
         pass
+def chunks(ids, size: int = 500):
+    """Ids in lists of at most `size`, for `IN (...)` clauses (both backends cap their parameters)."""
+    ids = list(ids)
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]

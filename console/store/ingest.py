@@ -252,12 +252,11 @@ class IngestMixin:
                     "UPDATE message SET status = ?, status_detail = ? WHERE account = ? AND external_id = ?",
                     (update.status, update.detail, account, update.external_id),
                 )
-            for change in result.opt_outs:
-                identity_id, _ = resolve_identity(conn, change.peer, self.region, now())
-                conn.execute(
-                    "UPDATE identity SET opted_out = ?, opted_out_at = ? WHERE id = ?",
-                    (int(change.opted_out), now() if change.opted_out else None, identity_id),
-                )
+            # Opt-outs (what adapters report, and the keywords the engine read in the messages,
+            # console/outreach/keywords.py) in the same transaction: a STOP is never stored
+            # without its effect.
+            self.apply_opt_out_changes(conn, account, result.opt_outs,
+                                       lambda peer: resolve_identity(conn, peer, self.region, now()))
             # What the search index has taken from its queue (searchindex.py) is cleared here,
             # in a transaction the store opens anyway, rather than by the indexer taking the lock.
             conn.execute("DELETE FROM search_queue WHERE seq <= ?", (taken,))

@@ -439,6 +439,126 @@ MIGRATIONS: list[list[str]] = [
             SELECT id, 'history', 'done' FROM conversation WHERE status = 'done'""",
         "INSERT INTO sla_dirty (conversation_id) SELECT id FROM conversation WHERE status IN ('open', 'snoozed')",
     ],
+    # 9: outreach (console/outreach/): consent per identity x channel x purpose with its history,
+    # unsubscribe tokens' key, segments, campaigns, their recipients and what the outbox needs to
+    # tell marketing from replies. `identity.opted_out` is superseded by `consent` (a STOP on SMS
+    # no longer blocks WhatsApp): what it held moves to the channel it was about, and nothing
+    # reads or writes the column any more.
+    [
+        """CREATE TABLE consent (
+            identity_id INTEGER NOT NULL REFERENCES identity(id),
+            channel TEXT NOT NULL,
+            purpose TEXT NOT NULL CHECK (purpose IN ('service', 'marketing')),
+            state TEXT NOT NULL CHECK (state IN ('granted', 'withdrawn')),
+            source TEXT NOT NULL DEFAULT '',
+            agreed_text TEXT NOT NULL DEFAULT '',
+            granted_at REAL,
+            withdrawn_at REAL,
+            withdrawn_source TEXT NOT NULL DEFAULT '',
+            changed_at REAL NOT NULL,
+            acknowledged_at REAL,
+            PRIMARY KEY (identity_id, channel, purpose)
+        )""",
+        """CREATE TABLE consent_log (
+            id INTEGER PRIMARY KEY,
+            identity_id INTEGER NOT NULL REFERENCES identity(id),
+            channel TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            state TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            agreed_text TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            agent TEXT NOT NULL DEFAULT '',
+            message_id INTEGER,
+            at REAL NOT NULL,
+            recorded_at REAL NOT NULL
+        )""",
+        "CREATE INDEX consent_log_identity ON consent_log (identity_id, at)",
+        """INSERT INTO consent (identity_id, channel, purpose, state, source, withdrawn_at, withdrawn_source, changed_at)
+           SELECT i.id, CASE WHEN i.kind = 'phone' THEN 'sms' ELSE i.kind END, p.purpose, 'withdrawn', '',
+                  COALESCE(i.opted_out_at, i.created_at), 'opted out (recorded before consent per channel)',
+                  COALESCE(i.opted_out_at, i.created_at)
+           FROM identity i CROSS JOIN (SELECT 'service' AS purpose UNION ALL SELECT 'marketing') p
+           WHERE i.opted_out = 1""",
+        """INSERT INTO consent_log (identity_id, channel, purpose, state, source, at, recorded_at)
+           SELECT identity_id, channel, purpose, state, withdrawn_source, changed_at, changed_at FROM consent""",
+        "CREATE TABLE outreach_key (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # When a customer attribute was set: a campaign counts a conversion by it.
+        """CREATE TABLE attribute_change (
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX attribute_change_name ON attribute_change (name, customer_id, at)",
+        """CREATE TABLE segment (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            query TEXT NOT NULL DEFAULT '',
+            exclude TEXT NOT NULL DEFAULT '[]',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE campaign (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            segment_id INTEGER REFERENCES segment(id),
+            state TEXT NOT NULL DEFAULT 'draft'
+                CHECK (state IN ('draft', 'running', 'paused', 'cancelled', 'finished')),
+            reply_days INTEGER NOT NULL DEFAULT 7,
+            convert_on TEXT NOT NULL DEFAULT '',
+            convert_days INTEGER NOT NULL DEFAULT 7,
+            holdout REAL NOT NULL DEFAULT 0,
+            run_key TEXT NOT NULL DEFAULT '',
+            launched_at REAL,
+            launched_by TEXT NOT NULL DEFAULT '',
+            finished_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE campaign_step (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+            position INTEGER NOT NULL,
+            delay_seconds REAL NOT NULL DEFAULT 0,
+            channel_rule TEXT NOT NULL DEFAULT 'last_used',
+            channel_order TEXT NOT NULL DEFAULT '[]',
+            texts TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (campaign_id, position)
+        )""",
+        # One row per recipient x step, made when the step is planned (launch, for the first):
+        # queued (with its outbox row), excluded (with the reason) or holdout.
+        """CREATE TABLE campaign_recipient (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+            position INTEGER NOT NULL,
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            state TEXT NOT NULL CHECK (state IN ('queued', 'excluded', 'holdout')),
+            reason TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '',
+            channel TEXT NOT NULL DEFAULT '',
+            account TEXT NOT NULL DEFAULT '',
+            identity_id INTEGER,
+            message_id INTEGER,
+            outbox_id INTEGER,
+            planned_at REAL NOT NULL,
+            UNIQUE (campaign_id, position, customer_id)
+        )""",
+        "CREATE INDEX campaign_recipient_message ON campaign_recipient (message_id)",
+        "CREATE INDEX campaign_recipient_outbox ON campaign_recipient (outbox_id)",
+        "CREATE INDEX campaign_recipient_customer ON campaign_recipient (customer_id, campaign_id)",
+        # What an outbox row is for: service (a reply), marketing, test (to our own addresses) or
+        # ack (the one confirmation of an opt-out); and the reason code when restraint refused it.
+        "ALTER TABLE outbox ADD COLUMN purpose TEXT NOT NULL DEFAULT 'service'",
+        "ALTER TABLE outbox ADD COLUMN refusal TEXT NOT NULL DEFAULT ''",
+        # Marketing messages handed to a channel, per customer: what the frequency cap counts.
+        """CREATE TABLE marketing_send (
+            outbox_id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX marketing_send_customer ON marketing_send (customer_id, at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

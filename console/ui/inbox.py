@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.config import WorkspaceConfig
+from console.outreach.consent import consent_rows
 from console.store import ListRow, Presence
 from console.startup_trace import dump, mark
 from console.store.triage import PRESENCE_HEARTBEAT
@@ -28,6 +29,7 @@ from console.ui.actions.attachments import AttachmentActions
 from console.ui.actions.attention import AttentionActions
 from console.ui.actions.customer import CustomerActions
 from console.ui.actions.finding import FindActions
+from console.ui.actions.outreach import OutreachActions
 from console.ui.actions.replying import ReplyActions
 from console.ui.actions.status import StatusActions
 from console.ui.card import CardView
@@ -77,12 +79,15 @@ class AccountsBar(Guarded, Static):
 
 
 class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, AttachmentActions, AttentionActions,
+                  OutreachActions,
                   Guarded, Screen):
     BINDINGS = [
         Binding("tab", "switch_pane", "Switch pane", id="app.switch_pane", show=False),
         Binding("enter", "open", "Open", id="conversation.open", show=False),
         *ReplyActions.KEYS, *StatusActions.KEYS, *CustomerActions.KEYS, *FindActions.KEYS, *AttentionActions.KEYS,
+        *OutreachActions.KEYS,
     ]
+    PALETTE_ONLY = ReplyActions.PALETTE_ONLY + OutreachActions.PALETTE_ONLY
 
     def __init__(self, workspace: WorkspaceConfig, first=None):
         super().__init__()
@@ -335,7 +340,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
         def job(store):
             entries, more = store.timeline_page(customer, limit)
-            card = (store.card(customer), store.merge_suggestions(customer)) if with_card else None
+            card = (store.card(customer), store.merge_suggestions(customer), consent_rows(store, customer)) \
+                if with_card else None
             return (store.customer_name(customer), store.identities(customer), entries, more, card,
                     lay_out(entries, width, quotes, more))
 
@@ -348,7 +354,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         self.query_one(CustomerHeader).show(name, identities, self._others_here(row.customer_id))
         self.timeline.show(row.customer_id, entries, row.conversation_id, more, layout, self.highlight)
         if card is not None:
-            self.card.show(card[0], identities, card[1])
+            self.card.show(card[0], identities, card[1], card[2])
         mark("timeline shown")
         if os.environ.get("CONSOLE_BENCH_REPORT"):
             self.call_after_refresh(self._bench_report)

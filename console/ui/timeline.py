@@ -29,7 +29,7 @@ from textual.widgets import Static
 
 from console.store import IdentityRow, TimelineEntry
 from console.ui.guard import Guarded
-from console.ui.render import channel_icon, clean_body, identity_label, safe_line, when
+from console.ui.render import channel_icon, channel_name, clean_body, identity_label, safe_line, when
 from console.ui.wrap import wrap_offsets
 
 INDENT = 4
@@ -121,7 +121,9 @@ class CustomerHeader(Guarded, Static):
             text.append("  ")
             text.append_text(identity_label(ident.kind, ident.address, ident.display_name, 40))
             if ident.opted_out:
-                text.append(" (opted out)", style=self.get_component_rich_style("customer-header--bad", partial=True))
+                stopped = ", ".join(channel_name(c) for c in ident.opted_out_of)
+                text.append(f" ({stopped} opted out)",
+                            style=self.get_component_rich_style("customer-header--bad", partial=True))
         if others:
             text.append("\n")
             text.append(f"👁 {others}", style=self.get_component_rich_style("customer-header--others", partial=True))
@@ -471,6 +473,12 @@ class Timeline(Guarded, ScrollView, can_focus=True):
             head.append_text(safe_line(entry.subject, 80, style=self._style("subject")))
         if entry.edited:
             head.append("  (edited)", style=self._style("meta"))
+        if entry.campaign:  # ours, sent by a campaign
+            head.append("  ✦ ", style=self._style("meta"))
+            head.append_text(safe_line(entry.campaign, 40, style=self._style("meta")))
+        if entry.answers:  # theirs, answering one
+            head.append("  ↩ ", style=self._style("meta"))
+            head.append_text(safe_line(f"answers {entry.answers}", 50, style=self._style("meta")))
         if ours and entry.status:
             bad = entry.status in ("failed", "undelivered", "unknown")
             style = self._style("bad" if bad else "meta")
