@@ -27,6 +27,7 @@ import base64
 import os
 import quopri
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -42,6 +43,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # servers.dovecot (and the conftest helpers it uses)
+sys.path.insert(0, str(HERE))
+
+from sync_probe import Probe  # noqa: E402
 
 CACHE = HERE / ".cache"
 SEED = 20260302
@@ -226,10 +230,18 @@ SyncState *
     return rc
 
 
-def run_mbsync(rc: Path) -> float:
+def run_mbsync(rc: Path, server=None) -> float:
+    probe = Probe(server.proc.pid).start() if server is not None else None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(["mbsync", "-q", "-c", str(rc), "bench"], check=True)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    if probe is not None:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        probe.stop()
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        print(f"  mbsync: wall {elapsed:.2f} s, cpu {cpu:.2f} s; dovecot cpu {probe.server:.2f} s", flush=True)
+    return elapsed
 
 
 def console_workspace(server, data_dir: Path):
@@ -257,12 +269,18 @@ smtp_port = 1
     return parse(text, data_dir / "config.toml")
 
 
-def run_console(ws, profile: Path | None = None) -> tuple[float, int]:
-    """Seconds for one `Engine.run(once=True)` on the workspace's store (opened and closed inside)."""
+def run_console(ws, profile: Path | None = None, server=None) -> tuple[float, int]:
+    """Seconds for one `Engine.run(once=True)` on the workspace's store (opened and closed inside).
+    With `server`, a probe reports where the CPU time went (bench/sync_probe.py)."""
     from console.store import Store
     from console.sync import Engine
 
     ws.data_dir.mkdir(parents=True, exist_ok=True)
+    probe = undo = None
+    if server is not None:
+        probe = Probe(server.proc.pid)
+        undo = instrument(probe)
+        probe.start()
     profiler = None
     if profile is not None:
         import cProfile
@@ -272,15 +290,50 @@ def run_console(ws, profile: Path | None = None) -> tuple[float, int]:
     started = time.perf_counter()
     store = Store(ws.store_path)
     failed = asyncio.run(Engine(ws, store).run(once=True))
+    synced = time.perf_counter() - started
+    index = getattr(store, "index", None)  # before console/store/searchindex.py the index was written inline
+    while index is not None and not index.settle(timeout=1):
+        pass
     elapsed = time.perf_counter() - started
+    if elapsed - synced > 0.05:
+        print(f"  console: synced in {synced:.2f} s, everything searchable at {elapsed:.2f} s", flush=True)
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(profile)
     count = store.count_messages()
     store.close()
+    if probe is not None:
+        probe.stop()
+        undo()
+        print(probe.report(elapsed), flush=True)
     if failed:
         raise RuntimeError(f"console sync failed: {failed}")
     return elapsed, count
+
+
+def instrument(probe: Probe):
+    """Time the store's and the adapter's calls; returns the function that undoes it."""
+    from console.channels.email.pull import Puller
+    from console.store import Store
+    from console.store.rawfile import RawFile
+
+    originals = []
+    for owner, name, label in ((Store, "apply_pull", "store.apply_pull"), (Puller, "pull", "adapter pull (thread)"),
+                               (Puller, "_sync", "adapter fetch+parse"), (RawFile, "put", "raw file put")):
+        original = getattr(owner, name)
+        originals.append((owner, name, original))
+
+        def timed(*args, _original=original, _label=label, **kwargs):
+            with probe.call(_label):
+                return _original(*args, **kwargs)
+
+        setattr(owner, name, timed)
+
+    def undo() -> None:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+
+    return undo
 
 
 def count_maildir(path: Path) -> int:
@@ -313,6 +366,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="write a cProfile of console's last initial sync here")
+    parser.add_argument("--cpu", action="store_true", help="report CPU per thread, worker and Dovecot (sync_probe.py)")
     args = parser.parse_args()
     if not shutil.which("mbsync"):
         sys.exit("mbsync is not installed: sudo apt-get install isync")
@@ -346,10 +400,10 @@ def main() -> None:
             order = ("mbsync", "console") if run % 2 == 0 else ("console", "mbsync")
             for who in order:
                 if who == "mbsync":
-                    initial_m.append(run_mbsync(rc))
+                    initial_m.append(run_mbsync(rc, server if args.cpu else None))
                     got = count_maildir(out / "mbsync")
                 else:
-                    seconds, got = run_console(ws, args.profile if last else None)
+                    seconds, got = run_console(ws, args.profile if last else None, server if args.cpu else None)
                     initial_c.append(seconds)
                 if got != args.messages:
                     raise RuntimeError(f"{who} has {got} messages, expected {args.messages}")

@@ -69,6 +69,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", metavar="DATE", help="only conversations active since DATE (YYYY-MM-DD)")
     imp = sub.add_parser("import", parents=[common], help="read an export (JSON lines) back into the workspace")
     imp.add_argument("file", type=Path, help="the export file, or - for standard input")
+    report = sub.add_parser("report", parents=[common], help="the reports' figures for a period (text, JSON or CSV)")
+    report.add_argument("--since", metavar="DATE", default="7d",
+                        help="first day, YYYY-MM-DD or a number of days back such as 30d (default 7d: the last 7 days)")
+    report.add_argument("--until", metavar="DATE", help="last day, YYYY-MM-DD (default: today)")
+    form = report.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print JSON")
+    form.add_argument("--csv", action="store_true", help="print CSV")
+    rules = sub.add_parser("rules", parents=[common], help="the automation rules: list them, or test one on the history")
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION")
+    rules_sub.add_parser("list", parents=[common], help="every rule, what it does and when it last fired")
+    test = rules_sub.add_parser("test", parents=[common],
+                                help="what a rule would have done since a date, without doing it")
+    test.add_argument("name", help="the rule's name in [[rules]]")
+    test.add_argument("--since", metavar="DATE", default="7d", help="YYYY-MM-DD or a number of days back (default 7d)")
+    from console.cli_outreach import add_parsers
+
+    add_parsers(sub, common)  # consent, segment, campaign
     return parser
 
 
@@ -111,7 +128,7 @@ def open_store(ws: WorkspaceConfig):
     is the database role the console connects as (unless the config names the same one)."""
     from console.store import Store, StoreError
 
-    store = Store(ws.store_location, ws.default_region)
+    store = Store(ws.store_location, ws.default_region, ws.outreach)  # restraint with the workspace's [outreach]
     role = getattr(store.db, "user", None)
     if role is not None and role != ws.agent and not store.db.is_admin:
         if ws.agent_set:
@@ -358,4 +375,110 @@ def _text_lines(stream):
             raise BackupError(f"line {number}: not UTF-8 text, so not an export of console") from None
 
 
-COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_export, "import": cmd_import}
+def _day(text: str, today: dt.date, flag: str) -> dt.date:
+    """'2026-11-01' or '30d' (that many days back, today being the last) as a date."""
+    text = text.strip()
+    if text.endswith("d") and text[:-1].isdigit() and int(text[:-1]) > 0:
+        return today - dt.timedelta(days=int(text[:-1]) - 1)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{flag}: expected a date like 2026-11-01 or a number of days like 30d, got {text!r}") from None
+
+
+def cmd_report(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    import time
+
+    from console import reports
+
+    hours = ws.business_hours
+    now = time.time()
+    today = hours.local_date(now)
+    try:
+        first = _day(args.since, today, "--since")
+        last = _day(args.until, today, "--until") if args.until else today
+    except ValueError as exc:
+        return fail(str(exc))
+    if last < first:
+        return fail(f"--until {last} is before --since {first}")
+    store = open_store(ws)
+    try:
+        start, end, _ = reports.period(hours, first, last)
+        report = reports.build(store.report_data(start, end), hours, ws.policies, first, last, now)
+    finally:
+        store.close()
+    if args.json:
+        import json
+
+        text = json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    elif args.csv:
+        text = report.csv_text()
+    else:
+        text = report.text()
+    return _print(text)
+
+
+def _print(text: str) -> int:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def cmd_rules(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    import time
+
+    from console.sanitize import one_line as line
+
+    action = getattr(args, "rules_command", None) or "list"
+    if not ws.rules:
+        return fail(f"{ws.path or 'the config'} has no [[rules]]; config.example.toml shows how to write one", 1)
+    now = time.time()
+    store = open_store(ws)
+    try:
+        if action == "list":
+            fired = store.rules_fired(now - 7 * 86400)
+            out = []
+            for rule in ws.rules:
+                last, count = fired.get(rule.name, (None, 0))
+                when = dt.datetime.fromtimestamp(last).strftime("%Y-%m-%d %H:%M") if last else "never"
+                out.append(f"{rule.name}: {rule.describe()}\n    last fired: {when}; {count} time(s) in 7 days")
+            return _print("\n".join(out) + "\n")
+        rule = next((r for r in ws.rules if r.name == args.name), None)
+        if rule is None:
+            return fail(f"no rule named {args.name!r}; the rules are: {', '.join(r.name for r in ws.rules)}")
+        try:
+            first = _day(args.since, ws.business_hours.local_date(now), "--since")
+        except ValueError as exc:
+            return fail(str(exc))
+        from console import reports
+        from console.rules.simulate import simulate
+
+        since = reports.period(ws.business_hours, first, first)[0]
+        matches = simulate(rule, ws, store, since, now)
+    finally:
+        store.close()
+    from console.channels import catalog
+
+    lines = [f"rule '{rule.name}': {rule.describe()}",
+             f"since {first}: it would have matched {len(matches)} conversation(s); nothing was done now."]
+    for m in matches:
+        when = dt.datetime.fromtimestamp(m.at, ws.business_hours.tz).strftime("%a %d %b %H:%M")
+        lines.append(f"  {when}  {line(m.customer, 28):<28} {catalog.channel(m.channel).name:<10} "
+                     f"{'; '.join(m.actions)}")
+    return _print("\n".join(lines) + "\n")
+
+
+COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_export, "import": cmd_import,
+            "report": cmd_report, "rules": cmd_rules}
+
+
+def _outreach(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    from console.cli_outreach import COMMANDS as OUTREACH
+
+    return OUTREACH[args.command](ws, args)
+
+
+COMMANDS.update({name: _outreach for name in ("consent", "segment", "campaign")})

@@ -25,6 +25,16 @@ else:  # pragma: no cover - the package requires 3.11, tomli keeps older interpr
 import platformdirs
 
 from console.channels import catalog
+from console.csat import CsatSettings
+from console.csat import parse_settings as parse_csat
+from console.hours import BusinessHours, local_zone_name
+from console.hours import parse_settings as parse_business_hours
+from console.notify import NotificationSettings
+from console.notify import parse_settings as parse_notifications
+from console.rules.model import Rule, parse_rules
+from console.sla import SlaPolicy, default_policy, parse_policies
+from console.outreach.settings import OutreachSettings
+from console.outreach.settings import from_table as outreach_from_table
 
 APP_NAME = "console"
 KINDS = tuple(kind.id for kind in catalog.account_kinds())
@@ -251,6 +261,13 @@ class WorkspaceConfig:
     templates: dict[str, str] = field(default_factory=dict)  # [templates]: name = "text with {first_name}"
     store: StoreSettings | None = None  # [store]: a PostgreSQL database instead of the SQLite file
     agent_set: bool = False  # `agent` was given in the file (else the OS user, or the database role)
+    # Measuring and automation (console/hours.py, sla.py, rules/, csat.py, notify.py):
+    business_hours: BusinessHours = field(default_factory=lambda: BusinessHours.always_open(local_zone_name()))
+    sla: list[SlaPolicy] = field(default_factory=list)  # [[sla]], first match wins
+    rules: list[Rule] = field(default_factory=list)  # [[rules]]
+    csat: CsatSettings | None = None  # [csat]; None: no satisfaction question
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    outreach: OutreachSettings = field(default_factory=OutreachSettings)  # [outreach]: console/outreach/settings.py
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -262,6 +279,11 @@ class WorkspaceConfig:
     def store_location(self) -> "Path | StoreSettings":
         """What `Store()` opens: the `[store]` database, or the SQLite file in the data dir."""
         return self.store if self.store is not None else self.store_path
+
+    @property
+    def policies(self) -> list[SlaPolicy]:
+        """The `[[sla]]` policies, then `response_target_minutes` as the default for the rest."""
+        return [*self.sla, default_policy(self.response_target_minutes, True)]
 
 
 def _os_user() -> str:
@@ -276,7 +298,8 @@ def _os_user() -> str:
         return "agent"
 
 
-_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates", "store"}
+_TOP_LEVEL = {"workspace", "accounts", "keymap", "templates", "business_hours", "sla", "rules", "csat", "notifications",
+              "outreach", "store"}
 _STORE_KEYS = {"url", "password", "password_cmd", "password_env"}
 _WORKSPACE_KEYS = {"name", "agent", "default_region", "data_dir", "response_target_minutes", "send_delay_seconds",
                    "close_waiting_after_days", "download_dir"}
@@ -362,6 +385,13 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
             raise err("templates", key, 'expected the reply text as a string, e.g. thanks = "Thank you, {first_name}!"')
     ws.templates = dict(templates)
 
+    outreach = data.get("outreach", {})
+    if not isinstance(outreach, dict):
+        raise ConfigError("expected an [outreach] table", path, locator.line_of("outreach"), "outreach")
+    ws.outreach = outreach_from_table(
+        outreach, lambda key, message: err("outreach", key, message), ws.name,
+        lambda key, message: ConfigError(message, path, locator.line_of("outreach.pacing", key), f"outreach.pacing.{key}"))
+
     accounts = data.get("accounts", [])
     if not isinstance(accounts, list):
         raise ConfigError("expected [[accounts]] tables", path, locator.line_of("accounts"), "accounts")
@@ -385,6 +415,8 @@ def parse(text: str, path: Path | None = None) -> WorkspaceConfig:
         if not isinstance(enabled, bool):
             raise account.error("enabled", f"expected true or false, got {enabled!r}")
         (ws.accounts if enabled else ws.disabled_accounts).append(account)
+
+    _automation(ws, data, path, locator)
 
     inline_store = isinstance(data.get("store"), dict) and "password" in data["store"]
     if path is not None and (_has_inline_secret(accounts) or inline_store):
@@ -440,6 +472,39 @@ def _store_settings(section, path: Path | None, locator: _Locator) -> StoreSetti
     return StoreSettings(url, secret, locator.line_of("store", "url"))
 
 
+def _automation(ws: WorkspaceConfig, data: dict, path: Path | None, locator: _Locator) -> None:
+    """The measuring and automation sections; each module parses its own, errors located here."""
+    def table_err(table: str):
+        def err(key: str, message: str) -> ConfigError:
+            line = locator.line_of(table, key.split(".")[0]) if key else locator.line_of(table)
+            if "." in key:  # [notifications.accounts] name = ...
+                sub, name = key.split(".", 1)
+                line = locator.line_of(f"{table}.{sub}", name) or line
+            return ConfigError(message, path, line, f"{table}.{key}" if key else table)
+        return err
+
+    def array_err(table: str):
+        def err(index: int | None, key: str, message: str) -> ConfigError:
+            if index is None:
+                return ConfigError(message, path, locator.line_of(table), table)
+            line = locator.line_of(table, key or None, index) if key else locator.line_of(table, None, index)
+            return ConfigError(message, path, line, f"{table}[{index}].{key}" if key else f"{table}[{index}]")
+        return err
+
+    channels = {entry.id for entry in catalog.channels()}
+    accounts = {a.name for a in ws.accounts + ws.disabled_accounts}
+    ws.business_hours = parse_business_hours(data.get("business_hours"), table_err("business_hours"))
+    ws.sla = parse_policies(data.get("sla", []), array_err("sla"))
+    for index, policy in enumerate(ws.sla):
+        for account in policy.accounts - accounts:
+            raise array_err("sla")(index, "accounts", f"no account is named {account!r}")
+        for channel in policy.channels - channels:
+            raise array_err("sla")(index, "channels", f"unknown channel {channel!r}")
+    ws.rules = parse_rules(data.get("rules", []), array_err("rules"), ws.templates, accounts, channels)
+    ws.csat = parse_csat(data.get("csat"), table_err("csat"), channels)
+    ws.notifications = parse_notifications(data.get("notifications"), table_err("notifications"), accounts)
+
+
 def _slug(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     return slug or "default"
@@ -451,10 +516,19 @@ def _has_inline_secret(accounts: list[dict]) -> bool:
 
 
 def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
-    """The demo workspace: demo accounts only, in its own data dir, never the user's real store."""
+    """The demo workspace: demo accounts only, in its own data dir, never the user's real store.
+    It opens Tuesday to Sunday like the bakery it shows, in the machine's time zone, with two SLA
+    policies, three rules and the satisfaction question, so all of it can be tried."""
+    import datetime as dt
+
+    from console.demo_data import OPEN_DAYS, OPEN_HOURS
+
     base = data_dir or Path(platformdirs.user_data_dir(APP_NAME)) / "demo"
+    year = dt.date.today().year
+    holidays = ", ".join(f'"{y}-{md}"' for y in (year, year + 1) for md in ("01-01", "12-25", "12-26"))
     text = (
         '[workspace]\nname = "Crumb & Co. Bakery (demo)"\ndefault_region = "US"\nclose_waiting_after_days = 3\n'
+        'response_target_minutes = 120\n'
         '[[accounts]]\nkind = "demo"\nname = "mail"\nchannels = ["email"]\n'
         '[[accounts]]\nkind = "demo"\nname = "phone"\nchannels = ["sms", "whatsapp"]\n'
         '[accounts.templates]\norder_ready = "HXdemo0001"\nfollow_up = "HXdemo0002"\n'
@@ -464,6 +538,23 @@ def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
         'thanks = "Thank you so much, {first_name}! Have a lovely day. {agent} at {business}"\n'
         'hours = "Hi {first_name}! We are open Tuesday to Sunday, 7am to 3pm. {agent}"\n'
         'order = "Hi {first_name}, your order {order_number} is confirmed for {pickup_day}. {agent}"\n'
+        'closed = "Hi {first_name}, thanks for your message! The bakery is closed right now: we open again at '
+        '7am (Tuesday to Sunday) and will answer you then."\n'
+        f'[business_hours]\ntimezone = "{local_zone_name()}"\n'
+        + "".join(f'{day} = "{OPEN_HOURS}"\n' for day in OPEN_DAYS) + f'holidays = [{holidays}]\n'
+        '[[sla]]\nname = "wholesale"\nfirst_response_minutes = 30\nnext_response_minutes = 60\n'
+        'resolution_minutes = 480\ntags = ["wholesale"]\n'
+        '[[sla]]\nname = "chat"\nfirst_response_minutes = 20\n'
+        'channels = ["whatsapp", "telegram", "instagram", "messenger"]\n'
+        '[[rules]]\nname = "wholesale"\non = "message_received"\ntext_contains = ["wholesale", "café", "invoice"]\n'
+        'add_tag = ["wholesale"]\nassign = "ben"\n'
+        '[[rules]]\nname = "after-hours"\non = "message_received"\nhours = "outside"\nreply_template = "closed"\n'
+        '[[rules]]\nname = "breaching"\non = "sla_breaching"\nafter_minutes = 10\n'
+        'notify = "{name} ({channel}) is due an answer within 10 minutes"\n'
+        '[csat]\nquestion = "Thanks for ordering with Crumb & Co.! How did we do? Reply 1-5"\nafter_minutes = 5\n'
+        '[notifications]\nlevel = "mine"\n'
+        '[outreach]\nquiet_hours = "20:00-09:00"\ntimezone = "America/New_York"\n'
+        'unsubscribe_address = "unsubscribe@crumbandco.example"\ntest_addresses = ["email:ana@crumbandco.example"]\n'
     )
     ws = parse(text)
     ws.data_dir = base

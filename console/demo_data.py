@@ -14,12 +14,25 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from console.hours import BusinessHours, local_zone_name, parse_ranges
 from console.model import Address, Attachment
 
 SHOP = "Crumb & Co."
 SHOP_DOMAIN = "crumbandco.example"
 DAY = 86400.0
 HOUR = 3600.0
+# The bakery opens Tuesday to Sunday, 07:00 to 15:00 (the demo config's [business_hours] says the
+# same, from here): it answers in those hours, and its customers write mostly by day.
+OPEN_DAYS = ("tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+OPEN_HOURS = "07:00-15:00"
+# Weight of each local hour of the day for a customer's first message (little at night).
+WRITING_HOURS = (1, 1, 0, 0, 0, 1, 2, 5, 8, 10, 11, 12, 12, 11, 10, 9, 9, 10, 11, 10, 8, 6, 4, 2)
+
+
+def opening_hours(zone: str | None = None) -> BusinessHours:
+    days = tuple(parse_ranges(OPEN_HOURS) if day in OPEN_DAYS else ()
+                 for day in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+    return BusinessHours(zone or local_zone_name(), days)
 
 FIRST = ["Ana", "Ben", "Chloé", "Dmitri", "Elif", "Farah", "George", "Hana", "Ivan", "Jasmine", "Kofi",
          "Lena", "Marco", "Nadia", "Oscar", "Priya", "Quentin", "Rosa", "Samir", "Tove", "Uma", "Victor",
@@ -192,7 +205,6 @@ class DemoMessage:
     body: str
     subject: str = ""
     attachments: tuple[Attachment, ...] = ()
-    opt_out: bool | None = None  # True: this message is a STOP; False: a START
     # From an address of theirs the demo service does not vouch for (a work email): the store
     # sees another customer, and the card suggests merging the two.
     sender: Address | None = None
@@ -250,7 +262,7 @@ def _quote(text: str, when: float, who: str) -> str:
 def _shifted(msg: DemoMessage, by: float) -> DemoMessage:
     return msg if not by else DemoMessage(msg.external_id, msg.thread_key, msg.channel, msg.direction,
                                            msg.person, msg.at + by, msg.body, msg.subject, msg.attachments,
-                                           msg.opt_out, msg.sender)
+                                           msg.sender)
 
 
 def demo_pdf(title: str) -> bytes:
@@ -307,12 +319,38 @@ def _episode(rng: random.Random, person: Person, channel: str, subject: str, tur
             address = person.address(channel).address
             prefix = "SMdemo" if channel in ("sms", "whatsapp") else f"{channel}-"
             out.append(DemoMessage(ext(prefix), f"{channel}:{address}", channel, direction, person.number, at, text))
-        # The bakery answers within minutes to a few hours; customers take longer.
-        at += rng.uniform(3 * 60, 3 * HOUR) if speaker == "c" else rng.uniform(10 * 60, 20 * HOUR)
+        # The bakery answers within minutes to a few hours when open; customers take longer.
+        at = _answer_time(rng, at) if speaker == "c" else _by_day(rng, at + rng.uniform(3 * 60, 3 * HOUR))
     return out
 
 
 HOSTILE_PEOPLE = [7, 19, 33, 52, 61]
+_HOURS = opening_hours()
+
+
+def _answer_time(rng: random.Random, at: float) -> float:
+    """When the bakery answers a message written at `at`: soon if open, else after it opens."""
+    soon = at + rng.uniform(4 * 60, 100 * 60)
+    opens = _HOURS.next_open(soon)
+    return soon if opens == soon else opens + rng.uniform(5 * 60, 150 * 60)
+
+
+def _by_day(rng: random.Random, at: float) -> float:
+    """A customer's next message: in their waking hours."""
+    local = datetime.fromtimestamp(at, _HOURS.tz)
+    if local.hour >= 22 or local.hour < 7:
+        morning = local.replace(hour=7, minute=0, second=0, microsecond=0)
+        if local.hour >= 22:
+            morning = datetime.fromtimestamp(morning.timestamp() + DAY, _HOURS.tz).replace(hour=7, minute=0)
+        return morning.timestamp() + rng.uniform(30 * 60, 4 * HOUR)
+    return at
+
+
+def _daytime(rng: random.Random, at: float) -> float:
+    """`at` moved to an hour of the same local day a customer would write in."""
+    local = datetime.fromtimestamp(at, _HOURS.tz)
+    hour = rng.choices(range(24), weights=WRITING_HOURS)[0]
+    return local.replace(hour=hour, minute=rng.randrange(60), second=rng.randrange(60), microsecond=0).timestamp()
 
 
 def build(seed: int, anchor: float) -> Dataset:
@@ -330,7 +368,7 @@ def build(seed: int, anchor: float) -> Dataset:
 
     for person in data.people:
         episodes = rng.randint(4, 15)
-        starts = sorted(anchor - rng.uniform(1.5, 42) * DAY for _ in range(episodes))
+        starts = sorted(_daytime(rng, anchor - rng.uniform(1.5, 42) * DAY) for _ in range(episodes))
         unanswered = person.number % 6 == 0 and bool(waiting_ages)
         for index, start in enumerate(starts):
             last = index == episodes - 1
@@ -347,11 +385,12 @@ def build(seed: int, anchor: float) -> Dataset:
             else:  # earlier episodes end before any unanswered one began
                 shift = min(0.0, (anchor - (60 if last else 28 * HOUR)) - episode[-1].at)
             data.messages.extend(_shifted(m, shift) for m in episode)
-    # One customer texted STOP; the carrier confirmed it. The composer must refuse to send to them.
-    stopper = next(p for p in data.people if "sms" in p.channels and p.number % 6 != 0)
+    # One customer texted STOP; the carrier confirmed it. The composer must refuse to send them an
+    # SMS, while their WhatsApp, a channel of its own, stays open.
+    stopper = next(p for p in data.people if {"sms", "whatsapp"} <= set(p.channels) and p.number % 6 != 0)
     stop_at = anchor - 10 * DAY
     data.messages.append(DemoMessage(ext("SMdemo"), f"sms:{stopper.phone}", "sms", "in", stopper.number,
-                                     stop_at, "STOP", opt_out=True))
+                                     stop_at, "STOP"))
     data.messages.append(DemoMessage(ext("SMdemo"), f"sms:{stopper.phone}", "sms", "out", stopper.number,
                                      stop_at + 2, "You have successfully been unsubscribed. You will not receive "
                                      "any more messages from this number. Reply START to resubscribe."))

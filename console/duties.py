@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Callable, Protocol
 
+from console.outreach.duty import campaign_duty
+
 
 class Duty(Protocol):
     name: str
@@ -20,8 +22,25 @@ class Duty(Protocol):
     async def run(self, engine) -> None: ...
 
 
-# Each factory returns a Duty, or None when the workspace does not use it.
-FACTORIES: list[Callable[..., Duty | None]] = []
+def _sla(workspace, store):
+    from console.sla_duty import factory
+    return factory(workspace, store)
+
+
+def _rules(workspace, store):
+    from console.rules.duty import factory
+    return factory(workspace, store)
+
+
+def _csat(workspace, store):
+    from console.csat_duty import factory
+    return factory(workspace, store)
+
+
+# Each factory returns a Duty, or None when the workspace does not use it. The SLA clocks come
+# before the rules, whose `sla_breaching` events read them; campaigns' later steps and their end
+# are console/outreach/duty.py.
+FACTORIES: list[Callable[..., Duty | None]] = [_sla, _rules, _csat, campaign_duty]
 
 
 def duties_for(workspace, store) -> list[Duty]:

@@ -84,10 +84,22 @@ class StatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class OptOutChange:
-    """A customer opted out (STOP) or back in (START) on an identity."""
+    """A customer opted out, or back in, on one channel.
+
+    Adapters report what the service tells by other means than a message; the sync engine adds
+    what customers wrote (STOP, START, mail to the unsubscribe address: console/outreach/
+    keywords.py). The store applies them in the transaction that stores the pull."""
 
     peer: Address
     opted_out: bool
+    channel: str = ""  # "" = every channel the identity has conversations on
+    purposes: tuple[str, ...] = ("service", "marketing")  # what a stop ends
+    at: float | None = None  # when the customer decided (UTC epoch), if known
+    source: str = "reported by the service"
+    external_id: str = ""  # the message of this pull that carried it
+    acknowledge: str = ""  # a confirmation to send once, when the withdrawal is new (SMS)
+    restore_marketing: bool = False  # a START: marketing that a keyword ended comes back
+    token: str = ""  # an unsubscribe token naming the identity (it may write from another address)
 
 
 @dataclass(slots=True)
@@ -137,6 +149,8 @@ class Outgoing:
     # shortly before `created_at`. A reconcile never answers with one of these: an identical
     # earlier reply ("Thanks!" twice) is not this one.
     taken_external_ids: frozenset[str] = frozenset()
+    # service (a reply), marketing, test or ack (console/store/outbox.py): what it is for.
+    purpose: str = "service"
 
 
 @dataclass(frozen=True, slots=True)

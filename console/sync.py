@@ -25,11 +25,14 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from console.channels import open_channel
 from console.channels.base import Channel
 from console.config import ConfigError, WorkspaceConfig
 from console.model import AuthError, ChannelError, InDoubtError, Outgoing, PermanentError, TransientError
+from console.outreach import keywords
+from console.outreach.pacing import Pacer
 from console.sanitize import one_line
 from console.store import Store, StoreUnavailable
 from console.store.leases import DUTIES
@@ -66,14 +69,18 @@ class AccountRun:
     sent: int = 0  # replies delivered by this run
     leading: bool = False  # this engine holds the account's lease: its pull loop runs here
     led_elsewhere: bool = False  # another engine held the lease the whole run
+    pacer: Pacer | None = None  # campaign sends of this account (replies are never paced)
 
 
 class Engine:
     """Runs every configured account against one store."""
 
-    def __init__(self, workspace: WorkspaceConfig, store: Store, channels: dict[str, Channel] | None = None):
+    def __init__(self, workspace: WorkspaceConfig, store: Store, channels: dict[str, Channel] | None = None,
+                 clock: Callable[[], float] = time.time):
         self.workspace = workspace
         self.store = store
+        # What "now" is for the outbox's due times, quiet hours and the duties (tests use a fake).
+        self.clock = clock
         self.runs: dict[str, AccountRun] = {}
         self.errors: dict[str, str] = {}  # account -> why it could not even start
         self._stop = asyncio.Event()
@@ -84,6 +91,7 @@ class Engine:
         self._duties_led = False
         if channels is not None:
             self.runs = {name: AccountRun(ch) for name, ch in channels.items()}
+            self._pace()
             return
         for account in workspace.accounts:
             try:
@@ -95,6 +103,11 @@ class Engine:
                 log.exception("%s: cannot start", account.name)
                 self.errors[account.name] = f"cannot start: {type(exc).__name__}: {exc}"
                 store.set_account_state(account.name, account.kind, "error", self.errors[account.name])
+        self._pace()
+
+    def _pace(self) -> None:
+        for name, run in self.runs.items():
+            run.pacer = Pacer(self.store.outreach.pace(name, run.channel.kind))
 
     def stop(self) -> None:
         self._stop.set()
@@ -216,6 +229,8 @@ class Engine:
                     announced = True
                 cursor = await asyncio.to_thread(self.store.cursor, name)
                 result = await run.channel.pull(cursor)
+                # What customers wrote to stop or restart us, on every channel, applied with the pull.
+                result.opt_outs.extend(keywords.read(result, run.channel.kind, self.store.outreach, self.clock()))
                 run.pulled += await asyncio.to_thread(self.store.apply_pull, name, result)
                 run.failures, run.error = 0, ""
                 if result.more:
@@ -375,28 +390,35 @@ class Engine:
                 await self._state(name, "ok")
 
     async def deliver_loop(self, name: str, once: bool = False) -> None:
+        run = self.runs[name]
         while not self._stop.is_set():
             try:
                 # Sends of one account are awaited one by one here, so every 'sending' row of this
                 # engine whose next check is due really is in doubt (a cheap query when there is none).
                 await self.reconcile_in_doubt(name)
-                claimed = await asyncio.to_thread(self.store.claim_due, [name], 20, self.claimer)
+                # Replies first, then campaign messages as fast as the account's pace allows.
+                claimed = await asyncio.to_thread(self.store.claim_due, [name], 20, run.pacer.allowance(),
+                                                  self.clock(), self.claimer)
+                run.pacer.spend(sum(1 for out in claimed if out.purpose == "marketing"))
                 for out in claimed:
                     await self.deliver(name, out)
                 await self.fetch_downloads(name)
+                if claimed:
+                    continue
+                due = await asyncio.to_thread(self.store.next_due_at, [name])
             except StoreUnavailable as exc:  # claimed sends stay 'sending': checked, never resent blindly
                 log.warning("%s: outbox: %s", name, exc)
                 if once:
                     return
                 await self._store_back()
                 continue
-            if once and not claimed:
-                return
-            if not claimed:
-                try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=OUTBOX_POLL)
-                except asyncio.TimeoutError:
-                    pass
+            if once and (due is None or due > self.clock()):
+                return  # nothing due now (held campaign messages wait for the next run)
+            wait = OUTBOX_POLL if due is None or due > self.clock() else max(0.01, min(OUTBOX_POLL, run.pacer.wait()))
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                pass
 
     async def fetch_downloads(self, name: str) -> None:
         """Attachments the UI asked for: fetched from the service, saved under a safe name in the

@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from console.config import demo_config  # noqa: E402
 from console.demo_workspace import furnish  # noqa: E402
+from console.sla_duty import SlaDuty  # noqa: E402
 from console.store import Store  # noqa: E402
 from console.sync import Engine  # noqa: E402
 from console.ui.app import ConsoleApp  # noqa: E402
@@ -40,6 +41,7 @@ async def shoot(out: Path, width: int, height: int) -> list[Path]:
         store = Store(ws.store_path, ws.default_region)
         await Engine(ws, store).run(once=True)
         furnish(store, ws.agent)
+        SlaDuty(ws, store).step()  # the badges, as the app's engine keeps them
         app = ConsoleApp(ws, store, engine_args=None)
         written = []
 
@@ -85,6 +87,22 @@ async def shoot(out: Path, width: int, height: int) -> list[Path]:
             await pilot.press(*"done")
             await pilot.pause(0.3)
             save("palette")
+            await pilot.press("escape")
+            await pilot.press("O")
+            await settle(pilot, app)
+            await pilot.press("ctrl+r")
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if getattr(app.screen, "report", None) is not None:
+                    break
+            await pilot.pause(0.3)
+            save("reports")
+            await pilot.press(*"jjjjjjjjjjjjjjj")
+            await pilot.pause(0.3)
+            save("reports-plots")
+            await pilot.press("escape", "H")
+            await pilot.pause(0.6)
+            save("status")
         store.close()
         return written
 

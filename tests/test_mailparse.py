@@ -144,6 +144,14 @@ def test_text_plain_is_preferred_and_every_attachment_is_listed_with_name_type_s
     assert part_bytes(MIXED, "9.9") is None
 
 
+def test_the_sync_leaves_an_html_alternative_undecoded_but_still_reads_an_html_only_mail():
+    mail = parse(MIXED, keep_html=False)  # what the sync's parse workers do: the raw mail keeps the HTML
+    full = parse(MIXED)
+    assert mail.html is None and (mail.body, mail.attachments) == (full.body, full.attachments)
+    only = crlf("Content-Type: text/html; charset=utf-8\n\n<p>Hi &amp; welcome</p>")
+    assert parse(only, keep_html=False).body == "Hi & welcome"
+
+
 def test_an_html_only_mail_becomes_text_with_visible_link_targets_and_nothing_fetched():
     mail = parse(crlf("Content-Type: text/html; charset=utf-8\n\n<html><head><title>t</title><style>p{}</style>"
                       "</head><body><p>Hi &amp; welcome</p><script>alert(1)</script>"

@@ -8,6 +8,7 @@ import pytest
 
 from console.model import Address, InboundMessage, OptOutChange, PullResult, SendResult, StatusUpdate
 from console.store import ListFilter, OptedOut, Store, StoreError
+from console.store.rawfile import digest
 
 NOW = time.time()
 
@@ -182,7 +183,7 @@ def test_export_then_import_into_an_empty_store_is_complete(store, backend):
     other = backend.open("other.db")
     added = other.import_lines(io.StringIO(dump))
     assert added == {"customer": 2, "identity": 2, "conversation": 2, "message": 2, "cursor": 1,
-                     "tag": 0, "note": 0, "draft": 0, "template": 0}
+                     "tag": 0, "note": 0, "draft": 0, "template": 0, "csat": 0, "activity": 0, "rule_firing": 0}
     assert "\n".join(other.export_lines()) + "\n" == dump
     assert other.import_lines(io.StringIO(dump))["message"] == 0  # idempotent
     row = other.db.query_one("SELECT id, raw FROM message WHERE external_id = '1'")
@@ -296,3 +297,45 @@ def test_a_reply_with_nothing_but_its_subject_joins_by_the_key_its_adapter_gave(
         msg("<b@x>", maria, channel="email", thread="<b@x>", subject="AW: cake", reply_subject="cake", at=NOW - 60),
     ]))
     assert [r[0] for r in store.db.query("SELECT message_count FROM conversation")] == [2]
+
+
+def test_raw_bytes_are_appended_to_a_pack_and_a_pack_cut_short_reads_as_missing_until_stored_again(tmp_path):
+    path = tmp_path / "console.db"
+    store = Store(path)
+    peer = Address("email", "maria@example.com")
+    first, second = b"From: maria\r\n\r\none", b"From: maria\r\n\r\ntwo"
+    store.apply_pull("mail", PullResult([msg("<1@x>", peer, channel="email", raw=first),
+                                         msg("<2@x>", peer, channel="email", raw=second, thread="t2")]))
+    ids = [r["id"] for r in store.db.query("SELECT id FROM message ORDER BY id")]
+    assert [store.message_raw(i) for i in ids] == [first, second]
+    store.close()
+    pack = tmp_path / "console.raw.pack"
+    assert pack.read_bytes() == first + second, "each message's bytes once, one after the other"
+    with open(pack, "r+b") as f:  # the machine stopped before the last bytes reached the disk
+        f.truncate(len(first) + 5)
+    store = Store(path)
+    try:
+        assert store.message_raw(ids[0]) == first and store.message_raw(ids[1]) is None, "never wrong bytes"
+        store.raw.put({digest(second): second})  # the next pull that brings it stores it again
+        assert store.message_raw(ids[1]) == second
+    finally:
+        store.close()
+
+
+def test_raw_bytes_kept_by_the_raw_file_of_an_earlier_version_are_still_read(tmp_path):
+    path = tmp_path / "console.db"
+    store = Store(path)
+    store.apply_pull("mail", PullResult([msg("<1@x>", Address("email", "a@example.com"), channel="email",
+                                             raw=b"new bytes")]))
+    [row] = store.db.query("SELECT id FROM message")
+    store.close()
+    old = sqlite3.connect(tmp_path / "console.raw.db")
+    old.execute("DELETE FROM packed")
+    old.execute("INSERT INTO raw (sha, data) VALUES (?, ?)", (digest(b"new bytes"), b"new bytes"))
+    old.commit()
+    old.close()
+    store = Store(path)
+    try:
+        assert store.message_raw(row["id"]) == b"new bytes"
+    finally:
+        store.close()

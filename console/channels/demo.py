@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from console.demo_data import ANSWERS, ITEMS, DAYS, NEW_QUESTIONS, Dataset, DemoMessage, Person, build, demo_pdf
 from console.channels import catalog
-from console.model import (Address, InboundMessage, OptOutChange, Outgoing, PermanentError, PullResult, SendResult,
+from console.model import (Address, InboundMessage, Outgoing, PermanentError, PullResult, SendResult,
                            StatusUpdate)
 
 BATCH = 500
@@ -111,8 +111,6 @@ class DemoChannel:
             state["done"] += len(batch)
             result = PullResult(
                 messages=[self._inbound(data.people[m.person], m) for m in batch],
-                opt_outs=[OptOutChange(data.people[m.person].address(m.channel), m.opt_out)
-                          for m in batch if m.opt_out is not None],
                 more=state["done"] < len(mine), progress=(state["done"], len(mine)))
             result.cursor = json.dumps(state)
             return result

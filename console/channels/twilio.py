@@ -23,6 +23,10 @@ WhatsApp free text is refused (PermanentError) without being sent when the custo
 written to that sender within 24 hours: Twilio would accept it and fail it later with 63016.
 Templates (`[accounts.templates]`, name -> ContentSid) are sent with ContentVariables instead.
 
+STOP, START and the other keywords arrive as ordinary messages: the store reads them, on every
+channel alike, as opt-outs of that channel (console/store/consent.py); Twilio confirms its own
+words to the customer itself. A send refused with 21610 withdraws the number's SMS consent.
+
 SMS and WhatsApp from one phone number are one "phone" identity. Thread keys are
 `"<channel>:<our number>:<customer number>"`, so a reply leaves from the number the customer wrote
 to. All calls go through the official `twilio` library in a worker thread; its HTTP client is
@@ -49,7 +53,7 @@ from twilio.rest import Client
 from console.config import AccountConfig, Secret, WorkspaceConfig
 from console.channels import catalog
 from console.model import (FINAL_DELIVERY_STATES, Address, Attachment, AuthError,
-                           ChannelError, InboundMessage, InDoubtError, OptOutChange, Outgoing, PermanentError, PullResult,
+                           ChannelError, InboundMessage, InDoubtError, Outgoing, PermanentError, PullResult,
                            SendResult, StatusUpdate, TransientError)
 from console.channels.reconcile import closest_after
 
@@ -65,9 +69,6 @@ WATCH_FETCHES = 10  # watched messages fetched one by one per pull, at most
 RECENT_SECONDS = 600  # an outbound message this new may be a send of ours still being recorded
 RECONCILE_HOURS = 24  # how far back a send in doubt is looked for when its start is unknown
 CLOCK_SLACK = 120  # seconds of clock difference tolerated between us and Twilio
-
-# Twilio's default opt-out handling on long codes and toll-free numbers (SMS only).
-_SMS_OPT_OUT = catalog.channel("sms").opt_out
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -385,7 +386,6 @@ class TwilioChannel:
         result = PullResult()
         new: list[InboundMessage] = []
         on_page: set[str] = set()
-        decided = set(sweep["decided"]) if sweep else set()
         reached = False
         page = None
         for _ in range(PAGES_PER_PULL):
@@ -397,11 +397,11 @@ class TwilioChannel:
                         raise
                     # The saved page link went stale: read again from the newest (the store
                     # de-duplicates what was already read).
-                    sweep, decided = None, set()
+                    sweep = None
             if sweep is None:
                 size = POLL_PAGE if state["hw"] is not None else SWEEP_PAGE
                 page = self._api().messages.page(page_size=size)
-                sweep = {"next": None, "top": None, "top_sids": [], "decided": []}
+                sweep = {"next": None, "top": None, "top_sids": []}
             for m in page:
                 created = _epoch(m.date_created) or 0
                 on_page.add(m.sid)
@@ -425,10 +425,6 @@ class TwilioChannel:
                         watch[m.sid] = ["", created]
                     elif msg.direction == "out" and msg.status not in FINAL_DELIVERY_STATES:
                         watch[m.sid] = [msg.status, created]
-                    change = _opt_change(msg)
-                    if change is not None and msg.peer.address not in decided:
-                        decided.add(msg.peer.address)
-                        result.opt_outs.append(change)
                 elif m.sid in watch:
                     self._follow(m.sid, m, watch, result)
             if reached or not page.next_page_url:
@@ -446,11 +442,9 @@ class TwilioChannel:
             state["sweep"] = None
             self._follow_rest(watch, on_page, result, now)
         else:
-            sweep["decided"] = sorted(decided)
             state["sweep"] = sweep
             result.more = True
         new.reverse()  # oldest first, as they happened
-        result.opt_outs.reverse()
         result.messages = new
         result.cursor = json.dumps(state, separators=(",", ":"))
         return result
@@ -679,18 +673,6 @@ def _refused(exc: Exception) -> bool:
     return False
 
 
-def _opt_change(msg: InboundMessage) -> OptOutChange | None:
-    """Twilio's keywords: STOP and friends opt an SMS customer out, START and friends back in."""
-    if msg.direction != "in" or msg.channel != "sms":
-        return None
-    word = msg.body.strip().upper()
-    if word in _SMS_OPT_OUT.stop_words:
-        return OptOutChange(msg.peer, True)
-    if word in _SMS_OPT_OUT.start_words:
-        return OptOutChange(msg.peer, False)
-    return None
-
-
 def _load(cursor: str | None) -> dict[str, Any]:
     state: dict[str, Any] = {"v": 1, "hw": None, "seen": [], "since": None, "sweep": None, "watch": {}}
     if not cursor:
@@ -703,8 +685,7 @@ def _load(cursor: str | None) -> dict[str, Any]:
         sweep = raw.get("sweep")
         if isinstance(sweep, dict) and sweep.get("next"):
             state["sweep"] = {"next": str(sweep["next"]), "top": sweep.get("top"),
-                              "top_sids": [str(s) for s in sweep.get("top_sids", [])],
-                              "decided": [str(s) for s in sweep.get("decided", [])]}
+                              "top_sids": [str(s) for s in sweep.get("top_sids", [])]}
         state["watch"] = {str(k): [str(v[0]), int(v[1])] for k, v in (raw.get("watch") or {}).items()}
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
         return {"v": 1, "hw": None, "seen": [], "since": None, "sweep": None, "watch": {}}

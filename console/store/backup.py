@@ -1,7 +1,11 @@
 """Export and import: the whole workspace as JSON lines, a complete, re-importable backup.
 
-One object per line with a "type" field (customer, identity, conversation, message, cursor, and
-the triage data: tag, note, draft, template), in an order that import can apply line by line.
+One object per line with a "type" field (customer, identity, conversation, message, cursor, the
+triage data: tag, note, draft, template, and what measuring and automation keep that cannot be
+computed again: satisfaction ratings, what rules did, which rule fired for which event), in an
+order that import can apply line by line. Episodes are not exported: importing the messages
+builds them again (console/store/episodes.py), a conversation imported as done resolved at its
+last message.
 Raw email bytes are base64, inside their message (from the raw file, console/store/rawfile.py).
 The last line says how many records of each type came before it and their SHA-256: an export
 cut short (a full disk, a dropped connection, `head`) is recognised, and import applies a file
@@ -29,6 +33,9 @@ _TABLES = (
     ("note", "id"),
     ("draft", "customer_id, agent"),
     ("template", "name"),
+    ("csat", "conversation_id"),
+    ("activity", "id"),
+    ("rule_firing", "rule, event_key"),
 )
 
 
@@ -84,6 +91,9 @@ class BackupMixin:
                          f" WHERE customer_id IN (SELECT customer_id FROM conversation {conv_filter})")
             for table in ("tag", "note", "draft"):
                 queries[table] = f"SELECT * FROM {table}{customers}"
+            conversations = "" if since is None else f" WHERE conversation_id IN ({conv_ids})"
+            for table in ("csat", "activity", "rule_firing"):
+                queries[table] = f"SELECT * FROM {table}{conversations}"
             for table, key in _TABLES:
                 for row in each_row(conn, queries[table] + f" ORDER BY {key}", {"since": since}):
                     record = _encode(row)
@@ -102,6 +112,7 @@ class BackupMixin:
         added = {table: 0 for table, _ in _TABLES}
         columns = {table: self.db.columns(table) for table, _ in _TABLES}
         blobs: dict[str, bytes] = {}
+        closed: list[int] = []  # conversations imported as done: their episodes end with their history
         checksum = hashlib.sha256()
         seen: dict[str, int] = {}
         ended = False
@@ -147,8 +158,12 @@ class BackupMixin:
                 except self.db.errors as exc:
                     raise BackupError(f"line {number}: {exc}") from None
                 added[table] += cur.rowcount
+                if table == "conversation" and cur.rowcount and values.get("status") == "done":
+                    closed.append(values["id"])
             if not ended:
                 raise BackupError(f"the export stops after line {number} without its last line (cut short?)")
+            conn.executemany("INSERT INTO episode_change (conversation_id, old_status, new_status) "
+                             "VALUES (?, 'history', 'done')", [(cid,) for cid in closed])
             self.raw.put(blobs)  # committed before the messages that name them
             self.db.ids_taken(conn, [table for table, key in _TABLES if key == "id"])
         return added

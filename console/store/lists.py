@@ -25,7 +25,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, replace
 
-from console.store.db import Database
+from console.store.db import Database, now
 
 STATUSES = ("open", "waiting", "snoozed", "done")
 
@@ -56,6 +56,13 @@ class ListFilter:
     keep: int | None = None
     keep_since: float | None = None
     keep_channels: tuple[str, ...] = ()
+    # Only conversations whose SLA clock is due within this many seconds (or late): "breaching soon".
+    breaching: float | None = None
+
+    @property
+    def narrowed(self) -> bool:
+        """Filters the precomputed rows do not cover: the conversation table is read instead."""
+        return bool(self.assignee or self.tag or self.breaching is not None)
 
 
 @dataclass
@@ -73,6 +80,7 @@ class ListRow:
     assignee: str | None = None
     snooze_until: float | None = None
     status: str = "open"  # of the row's latest conversation (a kept row may have moved on)
+    clock: object = None  # its most urgent SLA clock (console/store/sla.py `attach_clocks`), if any
 
 
 # ---- keeping the precomputed rows fresh -----------------------------------------------------------
@@ -131,7 +139,7 @@ class ListsMixin:
     def status_counts(self, flt: ListFilter) -> dict[str, int]:
         """Rows per status tab with the same channel / assignee / tag filter; with a kept row,
         also 'listed': what the current tab shows."""
-        if flt.assignee or flt.tag:
+        if flt.narrowed:
             counts = {status: self._count_plain(replace(flt, status=status)) for status in STATUSES}
         else:
             column = "customers" if flt.by_customer else "threads"
@@ -147,7 +155,7 @@ class ListsMixin:
             "SELECT channel FROM list_count WHERE channel != '' GROUP BY channel HAVING SUM(threads) > 0 ORDER BY channel")]
 
     def _count_plain(self, flt: ListFilter) -> int:
-        if not (flt.assignee or flt.tag):
+        if not flt.narrowed:
             column = "customers" if flt.by_customer else "threads"
             row = self.db.query_one(f"SELECT {column} FROM list_count WHERE status = ? AND channel = ?",
                                     (flt.status, flt.channel or ""))
@@ -187,7 +195,7 @@ class ListsMixin:
     def _keys(self, flt: ListFilter, offset: int, limit: int) -> list[tuple[int, float, int, int]]:
         """(row key, since, latest conversation id, threads) of a page."""
         order = "ASC" if ASCENDING[flt.status] else "DESC"
-        if not (flt.assignee or flt.tag) and flt.by_customer:
+        if not flt.narrowed and flt.by_customer:
             return [tuple(r) for r in self.db.query(
                 f"""SELECT customer_id, since, conversation_id, threads FROM list_row
                     WHERE status = ? AND channel = ? ORDER BY since {order}, customer_id LIMIT ? OFFSET ?""",
@@ -238,7 +246,7 @@ class ListsMixin:
         """The channels each customer's row groups under this tab, most recent first."""
         marks = ",".join("?" * len(customers))
         out: dict[int, list[str]] = {}
-        if flt.assignee or flt.tag:
+        if flt.narrowed:
             where, params = _conversation_where(replace(flt, channel=None))
             rows = self.db.query(
                 f"""SELECT customer_id, channel, MAX(last_message_at) AS at FROM conversation
@@ -266,7 +274,7 @@ class ListsMixin:
         """How many rows come before the kept row's pinned place."""
         since, key = flt.keep_since, flt.keep
         before = "<" if ASCENDING[flt.status] else ">"
-        if not (flt.assignee or flt.tag) and flt.by_customer:
+        if not flt.narrowed and flt.by_customer:
             return self.db.query_one(
                 f"""SELECT COUNT(*) FROM list_row WHERE status = ? AND channel = ?
                     AND (since {before} ? OR (since = ? AND customer_id < ?))""",
@@ -323,6 +331,9 @@ def _conversation_where(flt: ListFilter) -> tuple[str, list]:
     if flt.tag:
         clauses.append("customer_id IN (SELECT customer_id FROM tag WHERE name = ?)")
         params.append(flt.tag)
+    if flt.breaching is not None:
+        clauses.append("id IN (SELECT conversation_id FROM sla_clock WHERE due_at <= ?)")
+        params.append(now() + flt.breaching)
     return " AND ".join(clauses), params
 
 

@@ -12,6 +12,14 @@ takes the send for one in doubt. A send is in doubt, for an engine, when its lea
 when the engine that claimed it is gone (console/store/leases.py); `still_in_doubt` then takes
 it over with a compare-and-set, so only one engine asks the service about it. The idempotency
 key stays the last guard.
+
+Every row has a purpose: `service` (a reply), `marketing` (a campaign's, or any message the
+customer did not ask for), `test` (to the shop's own test addresses) or `ack` (the one
+confirmation of an opt-out). `claim_due` puts replies first, so an answer never waits behind a
+campaign, takes marketing rows only as fast as the engine's pacing allows, and asks restraint
+(console/store/restraint.py, console/outreach/restraint.py) about every row at the moment of
+claiming: a refused row is cancelled with its reason code in `refusal`, a held one waits until
+quiet hours end. Whatever wrote the row, by hand included, nothing bypasses it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import sqlite3
 import uuid
 
 from console.model import DELIVERY_STATES, Address, Outgoing, SendResult
+from console.outreach.facts import SEND_PURPOSES
 from console.store.db import Database, now
 from console.store.ingest import _after_message
 from console.sanitize import one_line
@@ -44,56 +53,75 @@ class OutboxMixin:
 
     def enqueue_reply(self, identity_id: int, account: str, channel: str, body: str, subject: str = "",
                       author: str = "", conversation_id: int | None = None,
-                      options: dict[str, str] | None = None, delay: float = 0.0, new_thread: bool = False) -> int:
+                      options: dict[str, str] | None = None, delay: float = 0.0, new_thread: bool = False,
+                      purpose: str = "service", key: str | None = None) -> int:
         """Write a reply and its outbox row in one transaction; returns the message id.
 
         The reply joins `conversation_id` when it is this account's thread with this identity,
         otherwise the latest such thread, otherwise a new one; with `new_thread` (a new email on
-        a subject of its own) always a new one.
+        a subject of its own) always a new one. A reply to an identity that withdrew its service
+        consent on this channel (SMS STOP) raises OptedOut.
         """
-        at = now()
         with self.db.write() as conn:
-            identity = conn.execute("SELECT * FROM identity WHERE id = ?", (identity_id,)).fetchone()
-            if identity is None:
-                raise ValueError(f"no identity {identity_id}")
-            if identity["opted_out"]:
-                raise OptedOut(f"{identity['address']} has opted out of messages on this channel")
-            conv = None
-            if conversation_id is not None:
-                conv = conn.execute(
-                    "SELECT * FROM conversation WHERE id = ? AND account = ? AND identity_id = ? AND channel = ?",
-                    (conversation_id, account, identity_id, channel),
-                ).fetchone()
-            if conv is None and not new_thread:
-                conv = conn.execute(
-                    """SELECT * FROM conversation WHERE account = ? AND identity_id = ? AND channel = ?
-                       ORDER BY last_message_at DESC LIMIT 1""",
-                    (account, identity_id, channel),
-                ).fetchone()
-            key = uuid.uuid4().hex
-            preview = one_line(body, 160)
-            if conv is None:
-                conv_id = conn.execute(
-                    """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, subject,
-                           status, last_outbound_at, last_message_at, preview, message_count)
-                       VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?, 1) RETURNING id""",
-                    (account, f"local:{key}", channel, identity["customer_id"], identity_id, subject, at, at, preview),
-                ).fetchone()[0]
-            else:
-                conv_id = conv["id"]
-                _after_message(conn, conv, "out", at, preview, subject)
-            message_id = conn.execute(
-                """INSERT INTO message (conversation_id, account, external_id, channel, direction, identity_id,
-                       sent_at, subject, body, status, author, created_at)
-                   VALUES (?, ?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?) RETURNING id""",
-                (conv_id, account, f"local:{key}", channel, identity_id, at, subject, body, author, at),
+            return self._enqueue(conn, identity_id, account, channel, body, subject, author, conversation_id,
+                                 options, now() + delay, new_thread, purpose, key)[0]
+
+    def _enqueue(self, conn: sqlite3.Connection, identity_id: int, account: str, channel: str, body: str,
+                 subject: str = "", author: str = "", conversation_id: int | None = None,
+                 options: dict[str, str] | None = None, due: float | None = None, new_thread: bool = False,
+                 purpose: str = "service", key: str | None = None, status: str = "done") -> tuple[int, int]:
+        """One message and its outbox row, in the caller's transaction: (message id, outbox id).
+        A message that starts a conversation of its own opens it as `status`: a reply waits for
+        the customer (`waiting`), a campaign message waits for nobody (`done`, reopened by an answer)."""
+        at = now()
+        due = at if due is None else due
+        if purpose not in SEND_PURPOSES:
+            raise ValueError(f"unknown purpose {purpose!r}")
+        identity = conn.execute("SELECT * FROM identity WHERE id = ?", (identity_id,)).fetchone()
+        if identity is None:
+            raise ValueError(f"no identity {identity_id}")
+        if purpose == "service" and conn.execute(
+                """SELECT 1 FROM consent WHERE identity_id = ? AND channel = ? AND purpose = 'service'
+                   AND state = 'withdrawn'""", (identity_id, channel)).fetchone():
+            raise OptedOut(f"{identity['address']} has opted out of messages on this channel")
+        conv = None
+        if conversation_id is not None:
+            conv = conn.execute(
+                "SELECT * FROM conversation WHERE id = ? AND account = ? AND identity_id = ? AND channel = ?",
+                (conversation_id, account, identity_id, channel),
+            ).fetchone()
+        if conv is None and not new_thread:
+            conv = conn.execute(
+                """SELECT * FROM conversation WHERE account = ? AND identity_id = ? AND channel = ?
+                   ORDER BY last_message_at DESC LIMIT 1""",
+                (account, identity_id, channel),
+            ).fetchone()
+        key = key or uuid.uuid4().hex
+        preview = one_line(body, 160)
+        if conv is None:
+            conv_id = conn.execute(
+                """INSERT INTO conversation (account, thread_key, channel, customer_id, identity_id, subject,
+                       status, last_outbound_at, last_message_at, preview, message_count)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id""",
+                (account, f"local:{key}", channel, identity["customer_id"], identity_id, subject,
+                 "waiting" if purpose == "service" else status, at, at, preview),
             ).fetchone()[0]
-            conn.execute(
-                """INSERT INTO outbox (message_id, account, idempotency_key, options, next_try_at, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                (message_id, account, key, json.dumps(options or {}), at + delay, at, at),
-            )
-        return message_id
+        else:
+            conv_id = conv["id"]
+            _after_message(conn, conv, "out", at, preview, subject)
+        message_id = conn.execute(
+            """INSERT INTO message (conversation_id, account, external_id, channel, direction, identity_id,
+                   sent_at, subject, body, status, author, created_at)
+               VALUES (?, ?, ?, ?, 'out', ?, ?, ?, ?, 'queued', ?, ?) RETURNING id""",
+            (conv_id, account, f"local:{key}", channel, identity_id, due if purpose == "marketing" else at, subject,
+             body, author, at),
+        ).fetchone()[0]
+        outbox_id = conn.execute(
+            """INSERT INTO outbox (message_id, account, idempotency_key, options, next_try_at, created_at, updated_at,
+                   purpose) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            (message_id, account, key, json.dumps(options or {}), due, at, at, purpose),
+        ).fetchone()[0]
+        return message_id, outbox_id
 
     def cancel_send(self, message_id: int) -> bool:
         """Undo a send that has not been handed to the channel yet. True if it was stopped."""
@@ -152,33 +180,76 @@ class OutboxMixin:
             subject=msg["subject"] or msg["conversation_subject"], idempotency_key=row["idempotency_key"],
             thread_key="" if msg["thread_key"].startswith("local:") else msg["thread_key"],
             thread_external_ids=tuple(r["external_id"] for r in earlier),
-            options=json.loads(row["options"] or "{}"), attempt=row["attempts"],
+            options=json.loads(row["options"] or "{}"), attempt=row["attempts"], purpose=row["purpose"],
             created_at=row["created_at"],
             taken_external_ids=frozenset(r["external_id"] for r in taken),
         )
 
-    def claim_due(self, accounts: list[str], limit: int = 20, claimer: int | None = None) -> list[Outgoing]:
+    def claim_due(self, accounts: list[str], limit: int = 20, marketing: int | None = None,
+                  at: float | None = None, claimer: int | None = None) -> list[Outgoing]:
         """Mark due sends as 'sending' (committed) and return them: the point of no return.
+
+        Replies first; then at most `marketing` campaign rows (None: no pacing), never those of
+        a paused or cancelled campaign. Every row but a plain reply passes restraint first (a
+        reply only its consent): refused rows are cancelled with their reason, held ones wait.
         `claimer`: the engine's token (its claims are leased to it; see the module's docstring)."""
         if not accounts:
             return []
+        at = now() if at is None else at
         marks = ",".join("?" * len(accounts))
-        at = now()
-        with self.db.write(serial=False) as conn:
-            rows = conn.execute(
-                f"""SELECT * FROM outbox WHERE state = 'pending' AND next_try_at <= ? AND account IN ({marks})
-                    ORDER BY next_try_at LIMIT ?{self.db.dialect.skip_locked}""",
-                (at, *accounts, limit),
-            ).fetchall()
-            claimed = []
-            for row in rows:
-                conn.execute(
-                    """UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ?, claimed_by = ?,
-                           next_try_at = ? WHERE id = ?""",
-                    (at, claimer, at + SEND_LEASE if claimer is not None else row["next_try_at"], row["id"]),
-                )
-                conn.execute("UPDATE message SET status = 'sending' WHERE id = ?", (row["message_id"],))
-                claimed.append(self._outgoing(conn, conn.execute("SELECT * FROM outbox WHERE id = ?", (row["id"],)).fetchone()))
+        claimed: list[Outgoing] = []
+        # A serial write (unlike the other side transactions of several engines): restraint reads
+        # the frequency cap's sends and then counts new ones, and a refusal fails a message, which
+        # the episodes' hook must see. The row locks keep an engine checking a send in doubt out.
+        with self.db.write() as conn:
+            for _ in range(10):  # rows refused or held make room for the next due ones
+                room = limit - len(claimed)
+                if room <= 0:
+                    break
+                rows = conn.execute(
+                    f"""SELECT * FROM outbox WHERE state = 'pending' AND next_try_at <= ? AND account IN ({marks})
+                        AND purpose != 'marketing' ORDER BY next_try_at LIMIT ?{self.db.dialect.skip_locked}""",
+                    (at, *accounts, room)).fetchall()
+                budget = room - len(rows) if marketing is None else min(room - len(rows), marketing - _marketing(claimed))
+                if budget > 0:
+                    rows += conn.execute(
+                        f"""SELECT * FROM outbox o WHERE state = 'pending' AND next_try_at <= ? AND account IN ({marks})
+                            AND purpose = 'marketing' AND NOT EXISTS (
+                                SELECT 1 FROM campaign_recipient cr JOIN campaign c ON c.id = cr.campaign_id
+                                WHERE cr.outbox_id = o.id AND c.state != 'running')
+                            ORDER BY next_try_at, id LIMIT ?{self.db.dialect.skip_locked}""", (at, *accounts, budget)).fetchall()
+                if not rows:
+                    break
+                verdicts = self.restrain(conn, rows, at)
+                before = len(claimed)
+                for row in rows:
+                    verdict = verdicts.get(row["id"])
+                    if verdict is not None and verdict.held:
+                        hold(conn, row["id"], row["message_id"], verdict.at, verdict.detail)
+                        continue
+                    if verdict is not None and not verdict.ok:
+                        _refuse(conn, row, verdict.reason.value, verdict.detail)
+                        continue
+                    claimed_at = now()
+                    conn.execute(
+                        """UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ?, claimed_by = ?,
+                               next_try_at = ? WHERE id = ?""",
+                        (claimed_at, claimer, claimed_at + SEND_LEASE if claimer is not None else row["next_try_at"],
+                         row["id"]),
+                    )
+                    conn.execute("UPDATE message SET status = 'sending', status_detail = '' WHERE id = ?",
+                                 (row["message_id"],))
+                    if row["purpose"] == "marketing":
+                        # What the frequency cap counts, from the moment it may have left.
+                        conn.execute(
+                            """INSERT INTO marketing_send (outbox_id, customer_id, at)
+                               SELECT ?, c.customer_id, ? FROM message m JOIN conversation c ON c.id = m.conversation_id
+                               WHERE m.id = ? ON CONFLICT (outbox_id) DO UPDATE SET at = excluded.at""",
+                            (row["id"], at, row["message_id"]))
+                    claimed.append(self._outgoing(conn, conn.execute("SELECT * FROM outbox WHERE id = ?",
+                                                                     (row["id"],)).fetchone()))
+                if len(claimed) > before and len(rows) < room:
+                    break
         return claimed
 
     def _doubtful(self, claimer: int | None) -> tuple[str, list]:
@@ -214,11 +285,14 @@ class OutboxMixin:
             return self._outgoing(conn, row) if row is not None else None
 
     def next_due_at(self, accounts: list[str]) -> float | None:
+        """When the next send of these accounts is due (a paused campaign's rows wait: not due)."""
         if not accounts:
             return None
         marks = ",".join("?" * len(accounts))
         row = self.db.query_one(
-            f"SELECT MIN(next_try_at) AS t FROM outbox WHERE state = 'pending' AND account IN ({marks})", accounts
+            f"""SELECT MIN(next_try_at) AS t FROM outbox o WHERE state = 'pending' AND account IN ({marks})
+                AND NOT EXISTS (SELECT 1 FROM campaign_recipient cr JOIN campaign c ON c.id = cr.campaign_id
+                                WHERE cr.outbox_id = o.id AND c.state != 'running')""", accounts
         )
         return row["t"] if row else None
 
@@ -290,18 +364,18 @@ class OutboxMixin:
                 "UPDATE outbox SET state = 'pending', last_error = ?, next_try_at = ?, updated_at = ? WHERE id = ?",
                 (error, next_try_at, now(), out.outbox_id),
             )
+            conn.execute("DELETE FROM marketing_send WHERE outbox_id = ?", (out.outbox_id,))  # it never left
             conn.execute("UPDATE message SET status = 'queued', status_detail = ? WHERE id = ?",
                          (f"will retry: {error}", out.message_id))
 
     def record_failed(self, out: Outgoing, error: str, opted_out: bool = False, status: str = "failed") -> None:
         with self.db.write() as conn:
             _fail(conn, out, error, status)
+            if status == "failed":  # certainly not delivered: the cap does not count it
+                conn.execute("DELETE FROM marketing_send WHERE outbox_id = ?", (out.outbox_id,))
             if opted_out:
-                conn.execute(
-                    """UPDATE identity SET opted_out = 1, opted_out_at = ?
-                       WHERE id = (SELECT identity_id FROM message WHERE id = ?)""",
-                    (now(), out.message_id),
-                )
+                identity = conn.execute("SELECT identity_id FROM message WHERE id = ?", (out.message_id,)).fetchone()
+                self.withdraw_for_refusal(conn, identity["identity_id"], out.channel, one_line(error, 200))
 
     def retry_failed(self, message_id: int) -> bool:
         """The user asks to send a failed message again."""
@@ -314,6 +388,27 @@ class OutboxMixin:
             if done:
                 conn.execute("UPDATE message SET status = 'queued', status_detail = '' WHERE id = ?", (message_id,))
         return bool(done)
+
+
+def _marketing(claimed: list[Outgoing]) -> int:
+    return sum(1 for out in claimed if out.purpose == "marketing")
+
+
+def hold(conn: sqlite3.Connection, outbox_id: int, message_id: int, until: float, detail: str) -> None:
+    """Quiet hours in the recipient's time: the row waits until `until`, and says so (`detail`,
+    the policy's words: "held for quiet hours until Tue 09:00 Europe/Berlin")."""
+    conn.execute("UPDATE outbox SET next_try_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                 (until, "held for quiet hours", now(), outbox_id))
+    conn.execute("UPDATE message SET status = 'queued', status_detail = ?, sent_at = ? WHERE id = ?",
+                 (detail, until, message_id))
+
+
+def _refuse(conn: sqlite3.Connection, row: sqlite3.Row, code: str, sentence: str) -> None:
+    """Restraint said no: never sent, never retried, the reason kept."""
+    conn.execute("UPDATE outbox SET state = 'cancelled', refusal = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                 (code, sentence, now(), row["id"]))
+    conn.execute("UPDATE message SET status = 'failed', status_detail = ? WHERE id = ?",
+                 (f"not sent: {sentence}", row["message_id"]))
 
 
 def _fail(conn: sqlite3.Connection, out: Outgoing, error: str, status: str) -> None:

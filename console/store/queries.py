@@ -18,7 +18,13 @@ class IdentityRow:
     kind: str
     address: str
     display_name: str
-    opted_out: bool
+    # Channels this identity withdrew from altogether (SMS STOP): nothing but the confirmation
+    # may go there. Marketing-only withdrawals are on the card (console/store/consent.py).
+    opted_out_of: tuple[str, ...] = ()
+
+    @property
+    def opted_out(self) -> bool:
+        return bool(self.opted_out_of)
 
 
 @dataclass
@@ -37,6 +43,8 @@ class TimelineEntry:
     attachments: list[dict] = field(default_factory=list)
     edited: bool = False
     address: str = ""
+    campaign: str = ""  # ours: the campaign and step it belongs to ("Spring menu · step 1")
+    answers: str = ""  # theirs: the campaign message it answers (within that campaign's reply window)
 
 
 @dataclass
@@ -61,8 +69,14 @@ class QueryMixin:
         return row["name"] if row else ""
 
     def identities(self, customer_id: int) -> list[IdentityRow]:
+        withdrawn: dict[int, list[str]] = {}
+        for r in self.db.query(
+                """SELECT k.identity_id, k.channel FROM consent k JOIN identity i ON i.id = k.identity_id
+                   WHERE i.customer_id = ? AND k.purpose = 'service' AND k.state = 'withdrawn'
+                   ORDER BY k.channel""", (customer_id,)):
+            withdrawn.setdefault(r["identity_id"], []).append(r["channel"])
         return [
-            IdentityRow(r["id"], r["kind"], r["address"], r["display_name"], bool(r["opted_out"]))
+            IdentityRow(r["id"], r["kind"], r["address"], r["display_name"], tuple(withdrawn.get(r["id"], ())))
             for r in self.db.query("SELECT * FROM identity WHERE customer_id = ? ORDER BY id", (customer_id,))
         ]
 
@@ -73,17 +87,28 @@ class QueryMixin:
     def timeline_page(self, customer_id: int, limit: int | None = 300,
                       before: tuple[float, int] | None = None) -> tuple[list[TimelineEntry], bool]:
         """Up to `limit` of the customer's messages (all with None) older than `before` (sent at,
-        id) or the newest ones, oldest first; and whether older ones remain."""
-        clause, params = "", [customer_id]
+        id) or the newest ones, oldest first; and whether older ones remain. What rules did to
+        the customer's conversations comes in between, as entries of direction "event" (the
+        actor in `author`, what it did in `body`, a negative id)."""
+        clause, event_clause, params, event_params = "", "", [customer_id], [customer_id]
         if before is not None:
             clause = "AND (m.sent_at < ? OR (m.sent_at = ? AND m.id < ?))"
+            event_clause = "AND (a.at < ? OR (a.at = ? AND -a.id < ?))"
             params += [before[0], before[0], before[1]]
+            event_params += [before[0], before[0], before[1]]
         rows = self.db.query(
-            f"""SELECT m.id, m.conversation_id, m.account, m.channel, m.direction, m.sent_at, m.subject, m.body,
-                      m.status, m.status_detail, m.author, m.attachments, m.edited, i.address
-               FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN identity i ON i.id = m.identity_id
-               WHERE c.customer_id = ? {clause} ORDER BY m.sent_at DESC, m.id DESC LIMIT ?""",
-            (*params, 1 << 62 if limit is None else limit + 1),
+            f"""SELECT * FROM (
+                   SELECT m.id, m.conversation_id, m.account, m.channel, m.direction, m.sent_at, m.subject, m.body,
+                          m.status, m.status_detail, m.author, m.attachments, m.edited, i.address, 0 AS rank
+                   FROM message m JOIN conversation c ON c.id = m.conversation_id JOIN identity i ON i.id = m.identity_id
+                   WHERE c.customer_id = ? {clause}
+                   UNION ALL
+                   SELECT -a.id, a.conversation_id, c.account, c.channel, 'event', a.at, '', a.text, NULL, '',
+                          a.actor, NULL, 0, '', 1
+                   FROM activity a JOIN conversation c ON c.id = a.conversation_id
+                   WHERE c.customer_id = ? {event_clause}
+               ) AS entries ORDER BY sent_at DESC, rank DESC, ABS(id) DESC LIMIT ?""",
+            (*params, *event_params, 1 << 62 if limit is None else limit + 1),
         )
         more = limit is not None and len(rows) > limit
         rows = rows[:limit] if more else rows
@@ -93,7 +118,29 @@ class QueryMixin:
                           json.loads(r["attachments"]) if r["attachments"] else [], bool(r["edited"]), r["address"])
             for r in reversed(rows)
         ]
+        self._mark_campaigns(customer_id, entries)
         return entries, more
+
+    def _mark_campaigns(self, customer_id: int, entries: list[TimelineEntry]) -> None:
+        """Which of these messages a campaign sent, and which of the customer's answer one (the
+        newest campaign message before it, on any channel, within that campaign's reply window)."""
+        if not entries:
+            return
+        sent = self.db.query(
+            """SELECT cr.message_id, cr.position, ca.name, ca.reply_days, m.sent_at, m.status FROM campaign_recipient cr
+               JOIN campaign ca ON ca.id = cr.campaign_id JOIN message m ON m.id = cr.message_id
+               WHERE cr.customer_id = ? ORDER BY m.sent_at""", (customer_id,))
+        if not sent:
+            return
+        labels = {r["message_id"]: f"{r['name']} · step {r['position']}" for r in sent}
+        sent = [r for r in sent if r["status"] not in ("queued", "sending", "failed", "undelivered")]
+        for entry in entries:
+            if entry.direction == "out":
+                entry.campaign = labels.get(entry.id, "")
+                continue
+            answered = [r for r in sent if r["sent_at"] < entry.sent_at <= r["sent_at"] + r["reply_days"] * 86400]
+            if answered:
+                entry.answers = labels[answered[-1]["message_id"]]
 
     def reply_targets(self, customer_id: int, prefer: int | None = None, prefer_first: bool = False) -> list[dict]:
         """Where a reply to this customer can go: (account, channel, identity), last used first.
@@ -102,10 +149,12 @@ class QueryMixin:
         threads (the thread the user has selected); with `prefer_first` that target comes first."""
         rows = self.db.query(
             """SELECT c.account, c.channel, c.identity_id, MAX(c.last_inbound_at) AS last_in, MAX(c.last_message_at) AS last,
-                      i.address, i.opted_out, i.kind, i.display_name, MAX(c.id) AS conversation_id,
-                      MAX(CASE WHEN c.id = ? THEN 1 ELSE 0 END) AS preferred
+                      i.address, i.kind, i.display_name, MAX(c.id) AS conversation_id,
+                      MAX(CASE WHEN c.id = ? THEN 1 ELSE 0 END) AS preferred,
+                      MAX(CASE WHEN k.state = 'withdrawn' THEN 1 ELSE 0 END) AS opted_out
                FROM conversation c JOIN identity i ON i.id = c.identity_id
-               WHERE c.customer_id = ? GROUP BY c.account, c.channel, c.identity_id, i.address, i.opted_out, i.kind,
+               LEFT JOIN consent k ON k.identity_id = c.identity_id AND k.channel = c.channel AND k.purpose = 'service'
+               WHERE c.customer_id = ? GROUP BY c.account, c.channel, c.identity_id, i.address, i.kind,
                         i.display_name
                ORDER BY COALESCE(MAX(c.last_inbound_at), 0) DESC, MAX(c.last_message_at) DESC""",
             (prefer, customer_id),

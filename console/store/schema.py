@@ -312,7 +312,254 @@ MIGRATIONS: list[list[str]] = [
         # Existing workspaces: every customer's rows are computed once, by the first commit.
         "INSERT INTO list_dirty (customer_id) SELECT DISTINCT customer_id FROM conversation",
     ],
-    # 8: a team on several machines (console/store/pg.py): who gave a conversation to its assignee
+    # 8: measuring and automation. An *episode* is one need of a customer in one conversation,
+    # from their first message to its resolution, with the first response and the intervals we
+    # owed them an answer, kept at write time (console/store/episodes.py) so that reports read
+    # what they need instead of scanning messages. Triggers only note what changed in
+    # `episode_change`; the store's hook turns that into episodes, events for the rules, and
+    # SLA clocks to recompute, before each commit (the list's way, console/store/lists.py).
+    [
+        """CREATE TABLE episode (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversation(id),
+            account TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('new', 'reopened')),
+            started_at REAL NOT NULL,
+            first_response_at REAL,
+            responder TEXT,
+            last_inbound_at REAL,
+            last_outbound_at REAL,
+            owed_since REAL,
+            owed TEXT NOT NULL DEFAULT '[]',  -- JSON: [[from, until], ...] answered owed intervals
+            resolved_at REAL,
+            resolution TEXT,  -- 'done' (closed) or 'quiet' (a new need after a quiet day)
+            closed_at REAL  -- when it was marked done (resolved_at may be our last reply before)
+        )""",
+        "CREATE INDEX episode_started ON episode (started_at)",
+        "CREATE INDEX episode_resolved ON episode (resolved_at)",
+        "CREATE INDEX episode_conversation ON episode (conversation_id, id)",
+        """CREATE TABLE episode_change (
+            seq INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL,
+            message_id INTEGER,
+            old_status TEXT,
+            new_status TEXT
+        )""",
+        """CREATE TRIGGER episode_message AFTER INSERT ON message BEGIN
+            INSERT INTO episode_change (conversation_id, message_id) VALUES (new.conversation_id, new.id);
+        END""",
+        """CREATE TRIGGER episode_unsent AFTER UPDATE OF status ON message
+            WHEN new.direction = 'out' AND new.status = 'failed' AND old.status IS DISTINCT FROM 'failed' BEGIN
+            INSERT INTO episode_change (conversation_id, message_id, new_status)
+                VALUES (new.conversation_id, new.id, 'unsent');
+        END""",
+        """CREATE TRIGGER episode_status AFTER UPDATE OF status ON conversation
+            WHEN old.status != new.status BEGIN
+            INSERT INTO episode_change (conversation_id, old_status, new_status) VALUES (new.id, old.status, new.status);
+        END""",
+        # SLA clocks: one per open conversation, the most urgent, kept by the engine's SLA duty
+        # (console/sla_duty.py) for the conversations the hook or the triggers mark dirty.
+        """CREATE TABLE sla_clock (
+            conversation_id INTEGER PRIMARY KEY,
+            policy TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            due_at REAL NOT NULL,
+            target REAL NOT NULL,
+            business INTEGER NOT NULL
+        )""",
+        "CREATE INDEX sla_clock_due ON sla_clock (due_at)",
+        "CREATE TABLE sla_dirty (conversation_id INTEGER PRIMARY KEY)",
+        """CREATE TRIGGER sla_customer_moved AFTER UPDATE OF customer_id ON conversation BEGIN
+            INSERT INTO sla_dirty (conversation_id) VALUES (new.id) ON CONFLICT (conversation_id) DO NOTHING;
+        END""",
+        """CREATE TRIGGER sla_tag_added AFTER INSERT ON tag BEGIN
+            INSERT INTO sla_dirty (conversation_id) SELECT id FROM conversation
+                WHERE customer_id = new.customer_id AND status IN ('open', 'snoozed')
+                ON CONFLICT (conversation_id) DO NOTHING;
+        END""",
+        """CREATE TRIGGER sla_tag_removed AFTER DELETE ON tag BEGIN
+            INSERT INTO sla_dirty (conversation_id) SELECT id FROM conversation
+                WHERE customer_id = old.customer_id AND status IN ('open', 'snoozed')
+                ON CONFLICT (conversation_id) DO NOTHING;
+        END""",
+        # What happened, for the rules and the consoles' notifications (read by sequence).
+        # AUTOINCREMENT: the rules' and the consoles' high-water marks never skip a reused number.
+        """CREATE TABLE event (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            conversation_id INTEGER NOT NULL,
+            message_id INTEGER,
+            at REAL NOT NULL
+        )""",
+        """CREATE TABLE rule_firing (
+            rule TEXT NOT NULL,
+            event_key TEXT NOT NULL,
+            conversation_id INTEGER,
+            fired_at REAL NOT NULL,
+            summary TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (rule, event_key)
+        )""",
+        "CREATE INDEX rule_firing_recent ON rule_firing (rule, fired_at)",
+        # What rules (and later people) did to a conversation, shown in the timeline.
+        """CREATE TABLE activity (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversation(id),
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            text TEXT NOT NULL
+        )""",
+        "CREATE INDEX activity_conversation ON activity (conversation_id, at)",
+        """CREATE TABLE csat (
+            conversation_id INTEGER PRIMARY KEY REFERENCES conversation(id),
+            episode_id INTEGER,
+            message_id INTEGER,
+            asked_at REAL,
+            skipped TEXT NOT NULL DEFAULT '',
+            rating INTEGER,
+            comment TEXT NOT NULL DEFAULT '',
+            rated_at REAL
+        )""",
+        "CREATE INDEX csat_rated ON csat (rated_at)",
+        # Notices for the agents' consoles (a rule's `notify`).
+        """CREATE TABLE notice (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            agent TEXT,
+            conversation_id INTEGER,
+            text TEXT NOT NULL
+        )""",
+        # Replies in a period, per agent, without reading every message.
+        "CREATE INDEX message_replies ON message (sent_at) WHERE direction = 'out'",
+        # Existing workspaces: their history becomes episodes at the first commit.
+        """INSERT INTO episode_change (conversation_id, message_id)
+            SELECT conversation_id, id FROM message ORDER BY sent_at, id""",
+        """INSERT INTO episode_change (conversation_id, old_status, new_status)
+            SELECT id, 'history', 'done' FROM conversation WHERE status = 'done'""",
+        "INSERT INTO sla_dirty (conversation_id) SELECT id FROM conversation WHERE status IN ('open', 'snoozed')",
+    ],
+    # 9: outreach (console/outreach/): consent per identity x channel x purpose with its history,
+    # unsubscribe tokens' key, segments, campaigns, their recipients and what the outbox needs to
+    # tell marketing from replies. `identity.opted_out` is superseded by `consent` (a STOP on SMS
+    # no longer blocks WhatsApp): what it held moves to the channel it was about, and nothing
+    # reads or writes the column any more.
+    [
+        """CREATE TABLE consent (
+            identity_id INTEGER NOT NULL REFERENCES identity(id),
+            channel TEXT NOT NULL,
+            purpose TEXT NOT NULL CHECK (purpose IN ('service', 'marketing')),
+            state TEXT NOT NULL CHECK (state IN ('granted', 'withdrawn')),
+            source TEXT NOT NULL DEFAULT '',
+            agreed_text TEXT NOT NULL DEFAULT '',
+            granted_at REAL,
+            withdrawn_at REAL,
+            withdrawn_source TEXT NOT NULL DEFAULT '',
+            changed_at REAL NOT NULL,
+            acknowledged_at REAL,
+            PRIMARY KEY (identity_id, channel, purpose)
+        )""",
+        """CREATE TABLE consent_log (
+            id INTEGER PRIMARY KEY,
+            identity_id INTEGER NOT NULL REFERENCES identity(id),
+            channel TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            state TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT '',
+            agreed_text TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL DEFAULT '',
+            agent TEXT NOT NULL DEFAULT '',
+            message_id INTEGER,
+            at REAL NOT NULL,
+            recorded_at REAL NOT NULL
+        )""",
+        "CREATE INDEX consent_log_identity ON consent_log (identity_id, at)",
+        """INSERT INTO consent (identity_id, channel, purpose, state, source, withdrawn_at, withdrawn_source, changed_at)
+           SELECT i.id, CASE WHEN i.kind = 'phone' THEN 'sms' ELSE i.kind END, p.purpose, 'withdrawn', '',
+                  COALESCE(i.opted_out_at, i.created_at), 'opted out (recorded before consent per channel)',
+                  COALESCE(i.opted_out_at, i.created_at)
+           FROM identity i CROSS JOIN (SELECT 'service' AS purpose UNION ALL SELECT 'marketing') p
+           WHERE i.opted_out = 1""",
+        """INSERT INTO consent_log (identity_id, channel, purpose, state, source, at, recorded_at)
+           SELECT identity_id, channel, purpose, state, withdrawn_source, changed_at, changed_at FROM consent""",
+        "CREATE TABLE outreach_key (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        # When a customer attribute was set: a campaign counts a conversion by it.
+        """CREATE TABLE attribute_change (
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            name TEXT NOT NULL,
+            value TEXT NOT NULL,
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX attribute_change_name ON attribute_change (name, customer_id, at)",
+        """CREATE TABLE segment (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            query TEXT NOT NULL DEFAULT '',
+            exclude TEXT NOT NULL DEFAULT '[]',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE campaign (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            segment_id INTEGER REFERENCES segment(id),
+            state TEXT NOT NULL DEFAULT 'draft'
+                CHECK (state IN ('draft', 'running', 'paused', 'cancelled', 'finished')),
+            reply_days INTEGER NOT NULL DEFAULT 7,
+            convert_on TEXT NOT NULL DEFAULT '',
+            convert_days INTEGER NOT NULL DEFAULT 7,
+            holdout REAL NOT NULL DEFAULT 0,
+            run_key TEXT NOT NULL DEFAULT '',
+            launched_at REAL,
+            launched_by TEXT NOT NULL DEFAULT '',
+            finished_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE TABLE campaign_step (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+            position INTEGER NOT NULL,
+            delay_seconds REAL NOT NULL DEFAULT 0,
+            channel_rule TEXT NOT NULL DEFAULT 'last_used',
+            channel_order TEXT NOT NULL DEFAULT '[]',
+            texts TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (campaign_id, position)
+        )""",
+        # One row per recipient x step, made when the step is planned (launch, for the first):
+        # queued (with its outbox row), excluded (with the reason) or holdout.
+        """CREATE TABLE campaign_recipient (
+            id INTEGER PRIMARY KEY,
+            campaign_id INTEGER NOT NULL REFERENCES campaign(id),
+            position INTEGER NOT NULL,
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            state TEXT NOT NULL CHECK (state IN ('queued', 'excluded', 'holdout')),
+            reason TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '',
+            channel TEXT NOT NULL DEFAULT '',
+            account TEXT NOT NULL DEFAULT '',
+            identity_id INTEGER,
+            message_id INTEGER,
+            outbox_id INTEGER,
+            planned_at REAL NOT NULL,
+            UNIQUE (campaign_id, position, customer_id)
+        )""",
+        "CREATE INDEX campaign_recipient_message ON campaign_recipient (message_id)",
+        "CREATE INDEX campaign_recipient_outbox ON campaign_recipient (outbox_id)",
+        "CREATE INDEX campaign_recipient_customer ON campaign_recipient (customer_id, campaign_id)",
+        # What an outbox row is for: service (a reply), marketing, test (to our own addresses) or
+        # ack (the one confirmation of an opt-out); and the reason code when restraint refused it.
+        "ALTER TABLE outbox ADD COLUMN purpose TEXT NOT NULL DEFAULT 'service'",
+        "ALTER TABLE outbox ADD COLUMN refusal TEXT NOT NULL DEFAULT ''",
+        # Marketing messages handed to a channel, per customer: what the frequency cap counts.
+        """CREATE TABLE marketing_send (
+            outbox_id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customer(id),
+            at REAL NOT NULL
+        )""",
+        "CREATE INDEX marketing_send_customer ON marketing_send (customer_id, at)",
+    ],
+    # 10: a team on several machines (console/store/pg.py): who gave a conversation to its assignee
     # (on PostgreSQL the database sets it from the role that connects, so it cannot be forged),
     # and which engine claimed an outbox row (several engines deliver; one that died leaves its
     # claims to the others, console/store/outbox.py)

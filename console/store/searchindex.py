@@ -4,16 +4,17 @@
 workspace, so it can always be rebuilt:
 
 - `message_fts` (FTS5, contentless): each message's subject and the first 8,000 characters of
-  its body, with prefix indexes for 2- and 3-character prefixes. Its rowid is the message's
+  its body. Its rowid is the message's
   *position*, `(sent_at in ms) << 20 | n`, so reading matches by descending rowid reads them
   newest first and a query stops after its first hits instead of sorting every match (message
   ids follow insertion, not time: a mailbox's history arrives after newer chat messages).
 - `doc`: position -> message, with its conversation, customer and channel, so filtering a match
   never reads the workspace's large message rows (a random read each).
 - `vocab`: every word the index holds. A search ending in "cake" asks for `cake OR cakes`, which
-  FTS5 reads lazily, newest first; the same prefix query gathers every document of every word
-  starting with "cake" before the first hit (about 10 ms at 1M messages). Short prefixes, with
-  many words, use the 2- and 3-character prefix indexes instead.
+  FTS5 reads lazily, newest first; the prefix query `cake*` gathers every document of every word
+  starting with "cake" before its first hit (about 10 ms at 1M messages; 40 ms for `th*`), and
+  FTS5's prefix indexes, which would avoid that for short prefixes, cost more to build than the
+  rest of the index together (145 µs a mail, bench/README.md) and were not faster here.
 - `who` (FTS5, trigram): per customer, their name, addresses and display names, for `from:`.
 - `state`: the high-water mark over the workspace's `search_queue`, the id of the workspace this
   index belongs to, and a rebuild in progress.
@@ -36,20 +37,26 @@ index's segments: every segment is one more lookup for each word of a search.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
+import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
+
+from console.store.db import background_thread
 
 log = logging.getLogger("console.store.search")
 
-INDEX_VERSION = 1  # a file of another version is rebuilt
+INDEX_VERSION = 2  # a file of another version is rebuilt (2: no FTS5 prefix indexes)
 BODY_INDEXED = 8000  # characters of a body that are indexed (a long mail's tail is mostly quotes)
 ROUND = 2000  # queue rows per indexing transaction
 POSITION_BITS = 20  # messages within one millisecond
 _LAST_MS = (1 << (63 - POSITION_BITS)) - 1  # year 2248: later dates share the last millisecond
-MERGE_PAGES = 2000  # leaf pages merged per idle step
+MERGE_PAGES = 200  # leaf pages merged per idle step (a close waits for one step at most)
+QUIET = 5.0  # seconds without a commit before the indexer merges segments
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value)",
@@ -63,9 +70,9 @@ _SCHEMA = [
     )""",
     # A filtered customer's messages, read from the index alone (customer first, search.py).
     "CREATE INDEX IF NOT EXISTS doc_customer ON doc (customer_id, channel, pos, conversation_id, message_id)",
-    "CREATE INDEX IF NOT EXISTS doc_conversation ON doc (conversation_id)",
+    "CREATE INDEX IF NOT EXISTS doc_conversation ON doc (conversation_id)",  # a merge changes its customer
     """CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(
-        subject, body, content='', prefix='2 3', tokenize='unicode61 remove_diacritics 2')""",
+        subject, body, content='', tokenize='unicode61 remove_diacritics 2')""",
     "CREATE TABLE IF NOT EXISTS vocab (term TEXT PRIMARY KEY) WITHOUT ROWID",
     "CREATE VIRTUAL TABLE IF NOT EXISTS who USING fts5(text, tokenize='trigram')",
 ]
@@ -122,10 +129,13 @@ class SearchIndex:
                 self.reader.execute(f"PRAGMA {schema}.mmap_size = {1 << 30}")
                 self.reader.execute(f"PRAGMA {schema}.cache_size = -32768")
             self._lock, self.reader_lock = threading.RLock(), threading.RLock()
+        row = self.conn.execute("SELECT value FROM search.state WHERE key = 'hwm'").fetchone()
+        self._hwm = int(row[0]) if row and row[0] is not None else 0
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._claim: int | None = None  # the lock file that makes one process the indexer
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(str(self.workspace), timeout=10.0, isolation_level=None, check_same_thread=False)
@@ -135,10 +145,10 @@ class SearchIndex:
         return conn
 
     def hwm(self) -> int:
-        """How far the index has read the workspace's queue (rows up to here may be cleared)."""
-        with self._lock:
-            row = self.conn.execute("SELECT value FROM search.state WHERE key = 'hwm'").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        """How far the index has read the workspace's queue (rows up to here may be cleared).
+        Kept in memory: the store asks before each pull's transaction, and must never wait for
+        an indexing round (another process's indexer only makes it lag, which clears less)."""
+        return self._hwm
 
     # ---- the indexer thread -------------------------------------------------------------------
     def wake(self) -> None:
@@ -152,22 +162,46 @@ class SearchIndex:
             self._thread.start()
 
     def _run(self) -> None:
+        background_thread(10)  # indexing catches up when fetching, parsing and storing pause
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
             try:
-                while not self._stop.is_set() and self.index_pending():
-                    pass
+                if not self._work(self.index_pending):
+                    continue
                 self._idle.set()
-                while not self._stop.is_set() and not self._wake.is_set() and self.merge_step():
-                    pass
+                # Merging waits for a quiet moment: during a first sync it would only take CPU
+                # from the sync, and the next batch adds segments again.
+                if self._wake.wait(QUIET) or self._stop.is_set():
+                    continue
+                self._work(self.merge_step)
             except sqlite3.Error as exc:  # busy beyond the timeout, or a damaged file: try again later
                 log.warning("search index: %s", exc)
                 self._stop.wait(1.0)
                 self._wake.set()
 
+    def _work(self, step) -> bool:
+        """Run `step` until it has nothing left to do, as the one process indexing this
+        workspace; False (and a retry soon) when another process is at it: the UI and the sync
+        engine both have a store open, and two indexers would only take turns at the file."""
+        if self._claim is None:
+            self._claim = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._stop.wait(0.5)
+            self._wake.set()
+            return False
+        try:
+            while not self._stop.is_set() and not (step is self.merge_step and self._wake.is_set()) and step():
+                pass
+        finally:
+            fcntl.flock(self._claim, fcntl.LOCK_UN)
+        return True
+
     def settle(self, timeout: float = 0.25) -> bool:
-        """Wait up to `timeout` seconds for what is pending to be indexed; True when nothing is."""
+        """Wait up to `timeout` seconds for what is pending to be indexed; True when nothing is
+        (after a longer wait, during a first sync or a rebuild, a search finds what is indexed)."""
         if not self.threaded:
             with self._lock:
                 while self.index_pending():
@@ -176,16 +210,25 @@ class SearchIndex:
         if not self.pending():
             return True
         self.wake()
-        return self._idle.wait(timeout) and not self.pending()
+        deadline = time.monotonic() + timeout
+        while True:  # this process's indexer, or another's, may be the one catching up
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return not self.pending()
+            if self._idle.wait(min(left, 0.02)) or not self.pending():
+                return not self.pending()
 
-    def pending(self) -> bool:
-        with self._lock:
-            state = dict(self.conn.execute("SELECT key, value FROM search.state").fetchall())
-            queued, issued, workspace = self.conn.execute(
+    def pending(self) -> int:
+        """How many queue rows wait to be indexed (ROUND and more for a rebuild): 0 when none."""
+        with self.reader_lock:
+            state = dict(self.reader.execute("SELECT key, value FROM search.state").fetchall())
+            queued, issued, workspace = self.reader.execute(
                 """SELECT (SELECT coalesce(max(seq), 0) FROM main.search_queue),
                           (SELECT coalesce(max(seq), 0) FROM main.sqlite_sequence WHERE name = 'search_queue'),
                           (SELECT value FROM main.meta WHERE key = 'search_index')""").fetchone()
-        return _stale(state, workspace, issued) or "rebuild_after" in state or queued > int(state.get("hwm") or 0)
+        if _stale(state, workspace, issued) or "rebuild_after" in state:
+            return ROUND
+        return max(0, queued - int(state.get("hwm") or 0))
 
     def close(self) -> None:
         self._stop.set()
@@ -196,6 +239,9 @@ class SearchIndex:
         if self.threaded:
             self.conn.close()
             self.reader.close()
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
 
     # ---- indexing -----------------------------------------------------------------------------
     def index_pending(self) -> int:
@@ -205,10 +251,12 @@ class SearchIndex:
             conn.execute("BEGIN")  # deferred: the workspace is only read, never locked for writing
             try:
                 done = self._round(conn)
+                hwm = conn.execute("SELECT value FROM search.state WHERE key = 'hwm'").fetchone()
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._hwm = int(hwm[0]) if hwm and hwm[0] is not None else 0
             return done
 
     def merge_step(self) -> bool:

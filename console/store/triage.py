@@ -64,11 +64,12 @@ class TriageMixin:
     region: str
 
     # ---- tags and notes -----------------------------------------------------------------------
-    def add_tag(self, customer_id: int, tag: str) -> str:
+    def add_tag(self, customer_id: int, tag: str, at: float | None = None) -> str:
+        """Tag a customer (`at`: when, if not now; a campaign counts a conversion by it)."""
         tag = normal_tag(tag)
         with self.db.write() as conn:
             conn.execute("INSERT INTO tag (customer_id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                         (customer_id, tag, now()))
+                         (customer_id, tag, now() if at is None else at))
         return tag
 
     def remove_tag(self, customer_id: int, tag: str) -> bool:
@@ -103,6 +104,9 @@ class TriageMixin:
             attributes = json.loads(row["attributes"] or "{}")
             attributes[key] = value
             conn.execute("UPDATE customer SET attributes = ? WHERE id = ?", (json.dumps(attributes), customer_id))
+            # When it was set: a campaign counts a conversion by it (console/store/measure.py).
+            conn.execute("INSERT INTO attribute_change (customer_id, name, value, at) VALUES (?, ?, ?, ?)",
+                         (customer_id, key, str(value), now()))
 
     def card(self, customer_id: int) -> CustomerCard | None:
         row = self.db.query_one("SELECT * FROM customer WHERE id = ?", (customer_id,))

@@ -170,7 +170,13 @@ class ConsoleApp(App):
         headings = {"ConsoleApp": "Everywhere", "InboxScreen": "The inbox", "ConversationList": "The list",
                     "Timeline": "The timeline (enter or tab)", "Composer": "The composer (r)",
                     "HelpScreen": "This help", "SnoozeScreen": "Snoozing", "PickScreen": "Prompts",
-                    "ConfirmScreen": "Confirmations"}
+                    "ConfirmScreen": "Confirmations", "ReportsScreen": "Reports (ctrl+r)",
+                    "StatusScreen": "Accounts, hours, SLA and rules (H)",
+                    "CampaignsScreen": "Campaigns (C) and every outreach list",
+                    "CampaignEditorScreen": "A campaign's steps", "StepScreen": "A step's texts",
+                    "TextScreen": "Writing a text", "PreviewScreen": "The dry run",
+                    "ReportScreen": "A campaign's report", "SegmentsScreen": "Segments",
+                    "SegmentEditScreen": "A segment", "ConsentScreen": "Consent (o)"}
         sections, seen = {}, set()
         for info in registry():
             if info.owner not in seen:

@@ -1,4 +1,5 @@
-"""The customer card beside the timeline (`i`): identities, tags, notes, activity, suggested merges."""
+"""The customer card beside the timeline (`i`): identities, consent per channel, tags, notes,
+activity, suggested merges."""
 
 from __future__ import annotations
 
@@ -13,8 +14,41 @@ from console.ui.guard import Guarded
 from console.ui.render import channel_icon, channel_name, kind_label, safe, safe_line, when
 
 
+def render_consent(consents, style=lambda name: "") -> Text:
+    """Per channel of each identity: news (marketing) yes / no / not asked, and replies when the
+    customer withdrew even those (SMS STOP); where the decision came from, dim."""
+    text = Text()
+    text.append("\nConsent", style="bold")
+    text.append(" (o edits)", style="dim")
+    by_channel: dict[tuple[int, str], dict[str, object]] = {}
+    for row in consents:
+        by_channel.setdefault((row.identity_id, row.channel), {})[row.purpose] = row
+    for (_, channel), purposes in by_channel.items():
+        news, replies = purposes.get("marketing"), purposes.get("service")
+        text.append(f"\n{channel_icon(channel)} {channel_name(channel)}: ")
+        if news is not None and news.state == "granted":
+            text.append("news yes", style=style("good"))
+        elif news is not None and news.state == "withdrawn":
+            text.append("news no", style=style("bad"))
+        else:
+            text.append("news not asked", style="dim")
+        if replies is not None and replies.state == "withdrawn":
+            text.append(", replies no", style=style("bad"))
+        shown = news if news is not None and news.state else None
+        if replies is not None and replies.state == "withdrawn":
+            shown = replies
+        if shown is not None:
+            source = shown.source if shown.state == "granted" else shown.withdrawn_source
+            moment = shown.granted_at if shown.state == "granted" else shown.withdrawn_at
+            text.append("\n  ")
+            text.append_text(safe_line(f"{dt.datetime.fromtimestamp(moment).strftime('%d %b')} " if moment else "", 8,
+                                       style="dim"))
+            text.append_text(safe_line(source, 60, style="dim"))
+    return text
+
+
 def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: list[Suggestion],
-                style=lambda name: "") -> Text:
+                style=lambda name: "", consents=()) -> Text:
     """The card as text; `style(name)` gives the theme's style for "bad", "tag" and "suggest"."""
     text = Text()
     text.append_text(safe_line(card.name or "(no name)", 60, style="bold"))
@@ -26,8 +60,11 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
             text.append(" (")
             text.append_text(safe_line(ident.display_name, 40))
             text.append(")")
-        if ident.opted_out:
-            text.append(" opted out", style=style("bad"))
+        for channel in ident.opted_out_of:
+            text.append(f" {channel_name(channel)} opted out", style=style("bad"))
+        text.append("\n")
+    if consents:
+        text.append_text(render_consent(consents, style))
         text.append("\n")
     text.append("\nTags: ", style="bold")
     if card.tags:
@@ -69,9 +106,10 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
 class CardView(Guarded, VerticalScroll):
     """Hidden until toggled; the app fills it when the selection changes."""
 
-    COMPONENT_CLASSES = {"card--bad", "card--tag", "card--suggest"}
+    COMPONENT_CLASSES = {"card--bad", "card--good", "card--tag", "card--suggest"}
     DEFAULT_CSS = """
     CardView > .card--bad { color: $error; text-style: bold; }
+    CardView > .card--good { color: $success; }
     CardView > .card--tag { color: $accent; }
     CardView > .card--suggest { color: $warning; text-style: bold; }
     """
@@ -79,7 +117,8 @@ class CardView(Guarded, VerticalScroll):
     def compose(self):
         yield Static(id="card-body")
 
-    def show(self, card: CustomerCard | None, identities: list[IdentityRow], suggestions: list[Suggestion]) -> None:
+    def show(self, card: CustomerCard | None, identities: list[IdentityRow], suggestions: list[Suggestion],
+             consents=()) -> None:
         body = self.query_one("#card-body", Static)
         style = lambda name: self.get_component_rich_style(f"card--{name}", partial=True)  # noqa: E731
-        body.update(render_card(card, identities, suggestions, style) if card else Text(""))
+        body.update(render_card(card, identities, suggestions, style, consents) if card else Text(""))

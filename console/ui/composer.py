@@ -11,15 +11,10 @@ text.
 from __future__ import annotations
 
 import json
-import os
-import shlex
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual.app import SuspendNotSupported
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
@@ -27,6 +22,7 @@ from textual.widgets import Input, Static, TextArea
 
 from console.channels import catalog
 from console.templates import unfilled
+from console.ui.editor import edit_in_editor
 from console.ui.guard import Guarded
 from console.ui.render import age, channel_icon, channel_name, identity_label, when
 
@@ -382,32 +378,14 @@ class Composer(Guarded, Vertical):
         self.editor.focus()
 
     def _external_editor(self) -> None:
-        """Suspend the app, edit the draft in $VISUAL/$EDITOR, and bring the text back as the
-        editor saved it (line breaks included)."""
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="console-reply-", delete=False,
-                                         encoding="utf-8") as handle:
-            handle.write(self.editor.text)
-            path = handle.name
-        try:
-            with self.app.suspend():
-                done = subprocess.run([*shlex.split(editor), path], check=False)
-            if done.returncode != 0:
-                self.app.notify(f"{editor} exited with status {done.returncode}; the draft is unchanged.",
-                                severity="warning")
-                return
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                text = handle.read()
+        """Edit the draft in $VISUAL/$EDITOR (console/ui/editor.py); the text comes back as the
+        editor saved it, line breaks included."""
+        text = edit_in_editor(self.app, self.editor.text, prefix="console-reply-")
+        if text is not None:
             self.editor.load_text(text)
             self.editor.move_cursor(self.editor.document.end)
             self.flush_draft()
-        except OSError as exc:
-            self.app.notify(f"Cannot run {editor}: {exc.strerror}. Set $EDITOR to your editor.", severity="error")
-        except SuspendNotSupported:
-            self.app.notify("This terminal cannot hand over to an editor.", severity="warning")
-        finally:
-            os.unlink(path)
-            self.editor.focus()
+        self.editor.focus()
 
     def action_close(self) -> None:
         self.post_message(self.Closed(self.editor.text))

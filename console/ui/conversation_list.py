@@ -6,7 +6,13 @@ shows a placeholder until its job reports back.
 
 At 80 columns the list is about 36 cells wide: one line per row would leave ten characters of the
 customer's message, so a narrow list gives each row two lines (who, channels and how long they
-have waited; then what they wrote). From 50 cells on, a row is one line.
+have waited; then what they wrote, and the SLA badge). From 50 cells on, a row is one line.
+
+A waiting customer's row carries their SLA clock (console/store/sla.py, kept by the engine): the
+waiting time is graded by it (green, amber when less than half the target is left, red and a
+`!` when late) and a badge says the time left (`due 45m`) or how late it is (`late 2h`), in
+business time when the policy counts business hours. Without a clock (no engine has run yet)
+the waiting time is graded against `response_target_minutes` as before.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from console import sla
+from console.hours import BusinessHours
 from console.store import ListFilter, ListRow
 from console.ui.guard import Guarded
 from console.ui.render import age, age_grade, channel_icon, channel_name, safe_line
@@ -91,9 +99,10 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
             super().__init__()
             self.total, self.counts = total, counts
 
-    def __init__(self, response_target_minutes: int = 60, **kwargs):
+    def __init__(self, response_target_minutes: int = 60, hours: BusinessHours | None = None, **kwargs):
         super().__init__(**kwargs)
         self.target = response_target_minutes
+        self.hours = hours or BusinessHours.always_open()
         self.filter = ListFilter()
         self.total = 0
         self.counted = False
@@ -193,7 +202,7 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
             return
         self._loading.add(token)
         generation, flt = self.generation, self.filter
-        self.app.background.run(lambda store: store.list_rows(flt, page * PAGE, PAGE),
+        self.app.background.run(lambda store: store.attach_clocks(store.list_rows(flt, page * PAGE, PAGE), flt),
                                 lambda rows: self._loaded(generation, page, flt, rows),
                                 what="load the conversation list", key=f"list-page-{page}")
 
@@ -348,10 +357,21 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
             return Text(f" {age(max(0, (row.snooze_until or now) - now)):>3} ", style=self._style("ours"))
         waited = now - row.since
         if self.filter.status == "open" and row.status == "open":
-            grade = age_grade(waited, self.target)
+            clock = row.clock
+            grade = sla.grade(clock, self.hours, now) if clock is not None else age_grade(waited, self.target)
             mark = "!" if grade == "late" else " "
             return Text(f" {age(waited):>3}{mark}", style=self._style(grade))
         return Text(f" {age(waited):>3} ", style=self._style("ours"))
+
+    def _badge(self, row: ListRow) -> Text:
+        """The SLA badge: 'due 45m' (time left) or 'late 2h', in the policy's own time."""
+        clock = row.clock
+        if clock is None or row.status != self.filter.status or row.status not in ("open", "snoozed"):
+            return Text()
+        now = time.time()
+        left = sla.time_left(clock, self.hours, now)
+        grade = "late" if left <= 0 else ("close" if left < clock.target / 2 else "fine")
+        return Text(f"{'late' if left <= 0 else 'due'} {age(abs(left))}", style=self._style(grade))
 
     def _marks(self, row: ListRow) -> Text:
         """Who else is on this customer, a kept draft, or another agent's assignment."""
@@ -390,7 +410,11 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
         text.append(f" {self._icons(row):<3} ")
         text.append_text(self._marks(row))
         clock = self._clock(row)
-        text.append_text(self._preview(row, max(0, width - text.cell_len - clock.cell_len)))
+        badge = self._badge(row)
+        text.append_text(self._preview(row, max(0, width - text.cell_len - clock.cell_len - badge.cell_len - 1)))
+        if badge:
+            text.append(" ")
+            text.append_text(badge)
         text.append_text(clock)
         return text
 
@@ -409,7 +433,11 @@ class ConversationList(Guarded, ScrollView, can_focus=True):
 
     def _second_line(self, row: ListRow, width: int) -> Text:
         text = Text("   ", no_wrap=True, end="")
-        text.append_text(self._preview(row, max(0, width - 4)))
+        badge = self._badge(row)
+        text.append_text(self._preview(row, max(0, width - 4 - (badge.cell_len + 1 if badge else 0))))
+        if badge:
+            text.append(" ")
+            text.append_text(badge)
         return text
 
 
@@ -424,4 +452,6 @@ def describe_empty(flt: ListFilter, me: str) -> str:
         parts.append("assigned to you" if flt.assignee == me else f"assigned to {flt.assignee}")
     if flt.tag:
         parts.append(f"of customers tagged #{flt.tag}")
+    if flt.breaching is not None:
+        parts.append("breaching their SLA within the hour")
     return " ".join(parts) + f" in {tab}."

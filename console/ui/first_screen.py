@@ -26,6 +26,7 @@ class FirstScreen:
     channels: list[str]
     drafts: set[int]
     customer: tuple | None = None  # (customer id, name, identities, entries, more)
+    needs: int | None = None  # open conversations assigned to the agent or to nobody
     presence: list = field(default_factory=list)
 
 
@@ -34,9 +35,10 @@ def read(store, agent: str) -> FirstScreen:
 
     mark("first screen: reading")
     flt = ListFilter()
-    rows = store.list_rows(flt, 0, 100)
+    rows = store.attach_clocks(store.list_rows(flt, 0, 100), flt)
     first = FirstScreen(store.status_counts(flt), rows, store.account_states(), store.channels_in_use(),
-                        store.draft_customers(agent), presence=store.presence(exclude_pid=os.getpid(), agent=agent))
+                        store.draft_customers(agent), presence=store.presence(exclude_pid=os.getpid(), agent=agent),
+                        needs=store.needs_me(agent))
     if rows:
         customer = rows[0].customer_id
         entries, more = store.timeline_page(customer, FIRST_MESSAGES)

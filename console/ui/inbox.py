@@ -24,12 +24,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.config import WorkspaceConfig
+from console.outreach.consent import consent_rows
 from console.store import ListRow, Presence, StoreUnavailable
 from console.startup_trace import dump, mark
 from console.store.triage import PRESENCE_HEARTBEAT
 from console.ui.actions.attachments import AttachmentActions
+from console.ui.actions.attention import AttentionActions
 from console.ui.actions.customer import CustomerActions
 from console.ui.actions.finding import FindActions
+from console.ui.actions.outreach import OutreachActions
 from console.ui.actions.replying import ReplyActions
 from console.ui.actions.status import StatusActions
 from console.ui.card import CardView
@@ -82,12 +85,16 @@ class AccountsBar(Guarded, Static):
         self.update(text)
 
 
-class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, AttachmentActions, Guarded, Screen):
+class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, AttachmentActions, AttentionActions,
+                  OutreachActions,
+                  Guarded, Screen):
     BINDINGS = [
         Binding("tab", "switch_pane", "Switch pane", id="app.switch_pane", show=False),
         Binding("enter", "open", "Open", id="conversation.open", show=False),
-        *ReplyActions.KEYS, *StatusActions.KEYS, *CustomerActions.KEYS, *FindActions.KEYS,
+        *ReplyActions.KEYS, *StatusActions.KEYS, *CustomerActions.KEYS, *FindActions.KEYS, *AttentionActions.KEYS,
+        *OutreachActions.KEYS,
     ]
+    PALETTE_ONLY = ReplyActions.PALETTE_ONLY + OutreachActions.PALETTE_ONLY
 
     def __init__(self, workspace: WorkspaceConfig, first=None):
         super().__init__()
@@ -103,7 +110,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         self.unreachable: str | None = None  # why the store cannot be reached, while it cannot
         self._presence_token: tuple | None = None
         self._presence_timer = None
-        self._states: list = []
+        self._header: tuple = ([], None)  # the accounts' states and the needs-me count last read
         self._counts: dict[str, int] = {}
         self._host = socket.gethostname()
         self._prefetched = None  # the first customer's newest messages, read before mounting
@@ -116,7 +123,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         with Horizontal(id="body"):
             with Vertical(id="left"):
                 yield Static(id="tabs")
-                yield ConversationList(self.workspace.response_target_minutes, id="conversations")
+                yield ConversationList(self.workspace.response_target_minutes, self.workspace.business_hours,
+                                       id="conversations")
             with Vertical(id="right"):
                 yield CustomerHeader(id="customer")
                 with Horizontal(id="timeline-row"):
@@ -170,6 +178,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         if templates:
             self.run(lambda store: [store.save_template(n, b) for n, b in templates.items()],
                      what="load the config's templates", lane="write")
+        self.start_watching()
         listening = self.workspace.store is not None  # [store]: PostgreSQL, which tells of changes
         self.set_interval(POLL_EVERY_LISTENING if listening else POLL_EVERY, self.poll_store)
         self.set_interval(30, self.load_header)
@@ -187,7 +196,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
     def _first_screen(self, first) -> None:
         """Show what was read while the app started; the rest of the timeline follows."""
-        self._show_header(first.states)
+        self._show_header((first.states, first.needs))
         self._context_loaded((first.channels, first.drafts, first.presence))
         self._prefetched = first.customer
         self.conversations.preload(first.counts, first.rows)
@@ -230,11 +239,12 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         """The store's server cannot be reached: the header says so; the poll notices its return."""
         if self.unreachable is None:
             self.unreachable = str(error)
-            self._show_header(self._states)
+            self._show_header(self._header)
 
     def refresh_all(self) -> None:
         self.conversations.reload()
         self.load_header()
+        self.watch()
         self.load_context()
         if self.current is not None:
             self.load_timeline(self.current)
@@ -266,14 +276,20 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
     # ---- header and tabs ----------------------------------------------------------------------
     def load_header(self) -> None:
-        self.run(lambda store: store.account_states(), self._show_header, what="read the accounts' states",
-                 key="header")
+        agent = self.agent
+        self.run(lambda store: (store.account_states(), store.needs_me(agent)), self._show_header,
+                 what="read the accounts' states", key="header")
 
-    def _show_header(self, states) -> None:
-        self._states = states
+    def _show_header(self, found) -> None:
+        states, needs = found
+        self._header = found
         self.query_one(AccountsBar).show(self.workspace.name, states, self.size.width < 100, self.unreachable)
         right = Text(no_wrap=True)
         right.append_text(safe_line(self.agent, 16))
+        if needs is not None:
+            # Open conversations that are mine or nobody's: what this agent should look at.
+            right.append(" · ")
+            right.append(f"needs me {needs}", style="bold" if needs else "dim")
         right.append(f" · {time.strftime('%H:%M')}", style="dim")
         self.query_one("#header-right", Static).update(right)
 
@@ -301,6 +317,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         if flt.tag:
             text.append("  #")
             text.append_text(safe_line(flt.tag, 20, style="bold"))
+        if flt.breaching is not None:
+            text.append("  breaching", style="bold")
         self.query_one("#tabs", Static).update(text)
 
     def on_conversation_list_counted(self, message: ConversationList.Counted) -> None:
@@ -349,7 +367,8 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
 
         def job(store):
             entries, more = store.timeline_page(customer, limit)
-            card = (store.card(customer), store.merge_suggestions(customer)) if with_card else None
+            card = (store.card(customer), store.merge_suggestions(customer), consent_rows(store, customer)) \
+                if with_card else None
             return (store.customer_name(customer), store.identities(customer), entries, more, card,
                     lay_out(entries, width, quotes, more))
 
@@ -362,7 +381,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
         self.query_one(CustomerHeader).show(name, identities, self._others_here(row.customer_id))
         self.timeline.show(row.customer_id, entries, row.conversation_id, more, layout, self.highlight)
         if card is not None:
-            self.card.show(card[0], identities, card[1])
+            self.card.show(card[0], identities, card[1], card[2])
         mark("timeline shown")
         if os.environ.get("CONSOLE_BENCH_REPORT"):
             self.call_after_refresh(self._bench_report)

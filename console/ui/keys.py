@@ -39,11 +39,21 @@ def owners() -> list[type]:
     from console.ui.composer import Composer
     from console.ui.conversation_list import ConversationList
     from console.ui.inbox import InboxScreen
+    from console.ui.outreach.campaigns import CampaignsScreen
+    from console.ui.outreach.consent import ConsentScreen
+    from console.ui.outreach.editor import CampaignEditorScreen, StepScreen
+    from console.ui.outreach.preview import PreviewScreen
+    from console.ui.outreach.report import ReportScreen
+    from console.ui.outreach.segments import SegmentEditScreen, SegmentsScreen
+    from console.ui.outreach.texts import TextScreen
+    from console.ui.reports_screen import ReportsScreen
     from console.ui.screens import ConfirmScreen, HelpScreen, PickScreen, SnoozeScreen
+    from console.ui.status_screen import StatusScreen
     from console.ui.timeline import Timeline
 
     return [ConsoleApp, InboxScreen, ConversationList, Timeline, Composer, HelpScreen, SnoozeScreen, PickScreen,
-            ConfirmScreen]
+            ConfirmScreen, ReportsScreen, StatusScreen, CampaignsScreen, CampaignEditorScreen, StepScreen, TextScreen,
+            PreviewScreen, ReportScreen, SegmentsScreen, SegmentEditScreen, ConsentScreen]
 
 
 # The chains of owners a key press goes through (focused widget first): two bindings in one chain
@@ -52,7 +62,12 @@ CHAINS = (
     ("ConversationList", "InboxScreen", "ConsoleApp"),
     ("Timeline", "InboxScreen", "ConsoleApp"),
     ("Composer", "InboxScreen", "ConsoleApp"),
-    ("HelpScreen",), ("SnoozeScreen",), ("PickScreen",), ("ConfirmScreen",),
+    ("HelpScreen",), ("SnoozeScreen",), ("PickScreen",), ("ConfirmScreen",), ("ReportsScreen", "ConsoleApp"),
+    ("StatusScreen",),
+    # The outreach screens: full screens under the app's keys, and two forms of their own.
+    ("CampaignsScreen", "ConsoleApp"), ("CampaignEditorScreen", "ConsoleApp"), ("StepScreen", "ConsoleApp"),
+    ("PreviewScreen", "ConsoleApp"), ("ReportScreen", "ConsoleApp"), ("SegmentsScreen", "ConsoleApp"),
+    ("SegmentEditScreen", "ConsoleApp"), ("TextScreen",), ("ConsentScreen",),
 )
 
 

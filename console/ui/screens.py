@@ -19,17 +19,38 @@ from console.ui.guard import Guarded
 LOOKUP_DELAY = 0.12  # seconds of quiet typing before the choices are looked up
 
 
-class HelpScreen(Guarded, ModalScreen[None]):
+def scroll_bindings(prefix: str) -> list[Binding]:
+    """j/k, g/G (and the arrows, home, end) for a screen that is one long page: `<prefix>.down` ..."""
+    return [
+        Binding("j,down", "scroll(1)", "Scroll down", id=f"{prefix}.down", show=False),
+        Binding("k,up", "scroll(-1)", "Scroll up", id=f"{prefix}.up", show=False),
+        Binding("G,end", "scroll_end", "Bottom", id=f"{prefix}.bottom", show=False),
+        Binding("g,home", "scroll_home", "Top", id=f"{prefix}.top", show=False),
+    ]
+
+
+class Scrolling:
+    """The actions of `scroll_bindings`, on the widget `SCROLLS` selects."""
+
+    SCROLLS = ""
+
+    def action_scroll(self, lines: int) -> None:
+        # At once: key presses that come faster than frames would each start from the old place.
+        self.query_one(self.SCROLLS).scroll_relative(y=lines, animate=False, immediate=True)
+
+    def action_scroll_end(self) -> None:
+        self.query_one(self.SCROLLS).scroll_end(animate=False)
+
+    def action_scroll_home(self) -> None:
+        self.query_one(self.SCROLLS).scroll_home(animate=False)
+
+
+class HelpScreen(Guarded, Scrolling, ModalScreen[None]):
     """Every binding with its keys (as remapped), description and id for `[keymap]`, in the
     order of where they work (everywhere, the inbox, the list, the timeline, the composer...)."""
 
-    BINDINGS = [
-        Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
-        Binding("j,down", "scroll(1)", "Scroll down", id="help.down", show=False),
-        Binding("k,up", "scroll(-1)", "Scroll up", id="help.up", show=False),
-        Binding("G,end", "scroll_end", "Bottom", id="help.bottom", show=False),
-        Binding("g,home", "scroll_home", "Top", id="help.top", show=False),
-    ]
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"), *scroll_bindings("help")]
+    SCROLLS = "#help"
 
     def __init__(self, rows: list[tuple[str, str, str]], sections: dict[str, str] | None = None):
         super().__init__()
@@ -53,15 +74,6 @@ class HelpScreen(Guarded, ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#help").focus()
-
-    def action_scroll(self, lines: int) -> None:
-        self.query_one("#help").scroll_relative(y=lines, animate=False)
-
-    def action_scroll_end(self) -> None:
-        self.query_one("#help").scroll_end(animate=False)
-
-    def action_scroll_home(self) -> None:
-        self.query_one("#help").scroll_home(animate=False)
 
 
 def snooze_choices(now: dt.datetime) -> list[tuple[str, dt.datetime]]:

@@ -29,7 +29,7 @@ from textual.widgets import Static
 
 from console.store import IdentityRow, TimelineEntry
 from console.ui.guard import Guarded
-from console.ui.render import channel_icon, clean_body, identity_label, safe_line, when
+from console.ui.render import channel_icon, channel_name, clean_body, identity_label, safe_line, when
 from console.ui.wrap import wrap_offsets
 
 INDENT = 4
@@ -97,9 +97,13 @@ def lay_out(entries: list[TimelineEntry], width: int, show_quotes: bool, more_be
     layout = Layout(width, show_quotes, top=1 if more_before else 0)
     line = layout.top
     for entry in entries:
+        layout.offsets.append(line)
+        if entry.direction == "event":  # what a rule did: one line of its own
+            layout.bodies.append(("", 0, []))
+            line += 2
+            continue
         text, notes = body_text(entry, show_quotes)
         lines = wrap_offsets(text, max(8, width - INDENT))
-        layout.offsets.append(line)
         layout.bodies.append((text, notes, lines))
         line += 1 + len(lines) + 1  # heading, body, a blank line
     layout.total = line
@@ -117,7 +121,9 @@ class CustomerHeader(Guarded, Static):
             text.append("  ")
             text.append_text(identity_label(ident.kind, ident.address, ident.display_name, 40))
             if ident.opted_out:
-                text.append(" (opted out)", style=self.get_component_rich_style("customer-header--bad", partial=True))
+                stopped = ", ".join(channel_name(c) for c in ident.opted_out_of)
+                text.append(f" ({stopped} opted out)",
+                            style=self.get_component_rich_style("customer-header--bad", partial=True))
         if others:
             text.append("\n")
             text.append(f"👁 {others}", style=self.get_component_rich_style("customer-header--others", partial=True))
@@ -365,7 +371,8 @@ class Timeline(Guarded, ScrollView, can_focus=True):
     def matches(self) -> list[int]:
         """Indexes of the messages holding a search word."""
         words = [w.lower() for w in self.highlight]
-        return [n for n, e in enumerate(self.entries) if any(w in (e.subject + " " + e.body).lower() for w in words)]
+        return [n for n, e in enumerate(self.entries)
+                if e.direction != "event" and any(w in (e.subject + " " + e.body).lower() for w in words)]
 
     def action_match(self, step: int) -> None:
         found = self.matches()
@@ -437,6 +444,13 @@ class Timeline(Guarded, ScrollView, can_focus=True):
         entry = self.entries[index]
         base = self.rich_style
         console = self.app.console
+        if entry.direction == "event":
+            line = Text(no_wrap=True, overflow="ellipsis", end="")
+            line.append(f"  {when(entry.sent_at)} · ", style=self._style("meta"))
+            line.append_text(safe_line(f"{entry.author} {entry.body}", 200, style=self._style("note")))
+            line.truncate(width, overflow="ellipsis")
+            return [Strip(list(line.render(console)), line.cell_len).adjust_cell_length(width, base).apply_style(base),
+                    Strip.blank(width, base)]
         ours = entry.direction == "out"
         current = entry.conversation_id == self.selected_conversation
         head = Text(no_wrap=True, overflow="ellipsis", end="")
@@ -448,13 +462,23 @@ class Timeline(Guarded, ScrollView, can_focus=True):
         head.append("you" if ours else "them", style=self._style("you" if ours else "them"))
         if ours and entry.author:
             head.append(" (")
-            head.append_text(safe_line(entry.author, 20))
+            # What console sent on its own ("auto:rule after-hours", "auto:csat") says so.
+            author = entry.author
+            if author.startswith("auto:"):
+                author = "automatic: " + author[5:]
+            head.append_text(safe_line(author, 40))
             head.append(")")
         if entry.subject and entry.channel == "email":
             head.append("  ")
             head.append_text(safe_line(entry.subject, 80, style=self._style("subject")))
         if entry.edited:
             head.append("  (edited)", style=self._style("meta"))
+        if entry.campaign:  # ours, sent by a campaign
+            head.append("  ✦ ", style=self._style("meta"))
+            head.append_text(safe_line(entry.campaign, 40, style=self._style("meta")))
+        if entry.answers:  # theirs, answering one
+            head.append("  ↩ ", style=self._style("meta"))
+            head.append_text(safe_line(f"answers {entry.answers}", 50, style=self._style("meta")))
         if ours and entry.status:
             bad = entry.status in ("failed", "undelivered", "unknown")
             style = self._style("bad" if bad else "meta")

@@ -124,7 +124,33 @@ def test_channels_without_a_window_always_allow_free_text():
     assert state.free_text and state.hours is None and not state.human_agent
 
 
-def test_sms_opt_out_words_are_confirmed_by_the_service():
-    opt_out = catalog.channel("sms").opt_out
-    assert "STOP" in opt_out.stop_words and "START" in opt_out.start_words and opt_out.acknowledged_by == "service"
-    assert catalog.channel("whatsapp").opt_out is None
+def test_every_channel_understands_the_opt_out_words():
+    for entry in catalog.channels():
+        assert {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"} <= entry.opt_out.stop_words, entry.id
+        assert {"START", "UNSTOP"} <= entry.opt_out.start_words, entry.id
+
+
+def test_an_sms_stop_ends_replies_too_and_is_confirmed_once_elsewhere_only_marketing_ends():
+    sms = catalog.channel("sms").opt_out
+    assert sms.withdraws == ("service", "marketing") and sms.acknowledge
+    whatsapp = catalog.channel("whatsapp").opt_out
+    assert whatsapp.withdraws == ("marketing",) and not whatsapp.acknowledge
+
+
+def test_twilio_confirms_its_own_sms_words_and_nothing_else():
+    twilio = catalog.account_kind("twilio")
+    assert twilio.confirms("sms", "STOP") and twilio.confirms("sms", "START")
+    assert not twilio.confirms("sms", "STOPP") and not twilio.confirms("whatsapp", "STOP")
+    assert not catalog.account_kind("demo").confirms("sms", "STOP")
+
+
+def test_a_keyword_is_the_whole_message_in_any_case_with_punctuation():
+    sms = catalog.channel("sms").opt_out
+    assert catalog.keyword(sms, " Stop! ") == "stop"
+    assert catalog.keyword(sms, "please stop baking so well") is None
+    assert catalog.keyword(sms, "unstop") == "start"
+    assert catalog.keyword(sms, "STOPP") is None
+    assert catalog.keyword(sms, "Stopp.", frozenset({"STOPP"})) == "stop"
+    # An email's own words: above the quoted history and the signature.
+    email = catalog.channel("email").opt_out
+    assert catalog.keyword(email, "Unsubscribe\n\n-- \nMaria\n\nOn Mon, Ana wrote:\n> our menu") == "stop"

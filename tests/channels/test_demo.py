@@ -49,7 +49,11 @@ def test_demo_workspace_is_a_realistic_bakery(seeded):
     # Hostile strings, stored as data, and one customer who texted STOP.
     assert db.query_one("SELECT COUNT(*) FROM message WHERE body LIKE '%[@click=app.quit]%'")[0] >= 1
     assert db.query_one("SELECT COUNT(*) FROM message WHERE instr(body, char(27)) > 0")[0] >= 1
-    assert db.query_one("SELECT COUNT(*) FROM identity WHERE opted_out = 1")[0] == 1
+    # ... on SMS only: the same number's WhatsApp stays open.
+    stopped = db.query("SELECT identity_id, channel FROM consent WHERE purpose = 'service' AND state = 'withdrawn'")
+    assert [r["channel"] for r in stopped] == ["sms"]
+    assert db.query_one("""SELECT COUNT(*) FROM conversation WHERE identity_id = ? AND channel = 'whatsapp'""",
+                        (stopped[0]["identity_id"],))[0] >= 1
 
 
 def test_first_pull_comes_in_batches_with_progress_and_repeats_safely(tmp_path):

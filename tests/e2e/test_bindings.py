@@ -591,6 +591,123 @@ def attachments(ws, term, store):
     assert term.wait_for("Saved", timeout=10), term.text()
 
 
+# ---- measuring and automation -------------------------------------------------------------------
+def scrolls(term, bottom: str, top: str) -> None:
+    """j and k move a long page by a line, G shows its end and g its start again."""
+    first = term.lines()[1]
+    term.press("j")
+    assert term.wait_for(lambda text: term.lines()[1] != first, timeout=5), term.text()
+    term.press("k")
+    assert term.wait_for(lambda text: term.lines()[1] == first, timeout=5), term.text()
+    term.press("G")
+    assert term.wait_for(bottom, timeout=5), term.text()
+    term.press("g")
+    assert term.wait_for(top, timeout=5), term.text()
+
+
+@scenario("list.breaching")
+def breaching(ws, term, store):
+    # The engine the app started keeps SLA clocks (the default policy: 60 minutes); the demo's
+    # oldest customers are late.
+    assert eventually(lambda: store.db.query_one("SELECT COUNT(*) FROM sla_clock")[0] > 0, timeout=20)
+    assert term.wait_for(lambda text: "late " in text, timeout=10), term.text()
+    everyone = tabs(term)
+    term.press("B")
+    assert term.wait_for(lambda text: "breaching" in tabs(term), timeout=5), term.text()
+    late = store.db.query_one(
+        """SELECT COUNT(DISTINCT c.customer_id) FROM sla_clock s JOIN conversation c ON c.id = s.conversation_id
+           WHERE c.status = 'open' AND s.due_at <= ?""", (time.time() + 3600,))[0]
+    assert term.wait_for(f"Open {late}", timeout=5), term.text()
+    term.press("B")
+    assert term.wait_for(lambda text: "breaching" not in tabs(term), timeout=5), term.text()
+    assert tabs(term).split()[:2] == everyone.split()[:2]
+
+
+@scenario("app.reports", "reports.close", "reports.period", "reports.earlier", "reports.later", "reports.breakdown",
+          "reports.down", "reports.up", "reports.top", "reports.bottom")
+def reports_screen(ws, term, store):
+    term.press("ctrl+r")
+    assert term.wait_for("First response", timeout=10), term.text()
+    assert "(7 days)" in term.lines()[0] and "by channel" in term.lines()[0]
+    scrolls(term, bottom="By channel", top="Conversations")
+    term.press("v")
+    assert term.wait_for(lambda text: "by agent" in term.lines()[0], timeout=5), term.text()
+    term.press("p")
+    assert term.wait_for(lambda text: "(30 days)" in term.lines()[0] and "computing" not in term.lines()[0],
+                         timeout=10), term.text()
+    latest = term.lines()[0]
+    term.press("left_square_bracket")
+    assert term.wait_for(lambda text: term.lines()[0] != latest and "computing" not in term.lines()[0],
+                         timeout=10), term.text()
+    term.press("right_square_bracket")
+    assert term.wait_for(lambda text: term.lines()[0] == latest, timeout=10), term.text()
+    term.press("right_square_bracket")  # nothing later than today
+    assert term.wait_for("latest period", timeout=5), term.text()
+    term.press("escape")
+    assert term.wait_for(lambda text: "Open" in tabs(term), timeout=5), term.text()
+    term.press("ctrl+r")
+    assert term.wait_for("First response", timeout=10), term.text()
+    term.press("q")  # q leaves the reports, not the app
+    assert term.wait_for(lambda text: "Open" in tabs(term), timeout=5), term.text()
+    assert term.alive()
+
+
+AUTOMATION = """
+[business_hours]
+timezone = "Europe/London"
+monday = "09:00-17:00"
+tuesday = "09:00-17:00"
+wednesday = "09:00-17:00"
+thursday = "09:00-17:00"
+friday = "09:00-17:00"
+holidays = ["2030-12-25"]
+
+[[sla]]
+name = "wholesale"
+first_response_minutes = 30
+tags = ["wholesale"]
+
+[[sla]]
+name = "chat"
+first_response_minutes = 15
+channels = ["whatsapp", "telegram"]
+
+[[rules]]
+name = "wholesale"
+on = "message_received"
+text_contains = ["wholesale"]
+add_tag = ["wholesale"]
+
+[[rules]]
+name = "nudge"
+on = "no_reply"
+after_minutes = 600
+notify = "{name} has waited ten hours"
+
+[[rules]]
+name = "late"
+on = "sla_breaching"
+add_tag = ["late"]
+"""
+
+
+@scenario("app.status", "status.close", "status.down", "status.up", "status.top", "status.bottom")
+def status_panel(ws, term, store):
+    from e2e.harness import ACCOUNTS
+
+    term.close()
+    ws.write_config(accounts=ACCOUNTS + AUTOMATION)  # hours, policies and rules: more than a screen
+    term = ws.start()
+    term.press("H")
+    assert term.wait_for("last synced", timeout=10), term.text()
+    assert "● mail (demo): ok" in term.text() and "Business hours" in term.text()
+    scrolls(term, bottom="Satisfaction question", top="Accounts")
+    assert term.wait_for("last fired", timeout=5)
+    term.press("escape")
+    assert term.wait_for(lambda text: "Open" in tabs(term), timeout=5), term.text()
+    return term
+
+
 # ---- the suite itself ---------------------------------------------------------------------------
 def test_every_binding_has_a_scenario():
     missing = sorted(info.id for info in registry() if info.id not in SCENARIOS)

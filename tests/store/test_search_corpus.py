@@ -43,23 +43,25 @@ def test_a_filter_that_cannot_be_read_is_a_sentence_not_an_empty_result(corpus, 
         corpus.search(query)
 
 
-FILTERED = [(q, expected, limit) for q, expected, limit in search_corpus.QUERIES if "from:" in q or "tag:" in q]
+FILTERED = [(q, expected, limit) for q, expected, limit in search_corpus.QUERIES
+            if "from:" in q or "tag:" in q]
 
 
 @pytest.mark.parametrize("query, expected, limit", FILTERED, ids=[q[0] for q in FILTERED])
-def test_reading_customer_first_or_match_first_gives_the_same_answer(corpus, monkeypatch, query, expected, limit):
+def test_reading_candidates_first_or_matches_first_gives_the_same_answer(corpus, monkeypatch, query, expected, limit):
     from console.store.search import SqliteSearch
 
     if corpus.backend != "sqlite":
         pytest.skip("the two ways of reading are the SQLite index's")
 
-    def never(*args, **kwargs):  # a way that never finishes: the other one must answer
+    def never(*args, **kwargs):  # a way that never finishes: another one must answer
         while True:
             yield [], 0.0
 
-    monkeypatch.setattr(SqliteSearch, "_candidates", lambda self, *args: 10**9)
-    assert search_corpus.external_ids(corpus, corpus.search(query, limit=limit)) == expected, "match first"
-    monkeypatch.setattr(SqliteSearch, "_candidates", lambda self, *args: 1)
-    monkeypatch.setattr(SqliteSearch, "_by_words", never)
-    monkeypatch.setattr(SqliteSearch, "_by_time", never)
-    assert search_corpus.external_ids(corpus, corpus.search(query, limit=limit)) == expected, "customer first"
+    with monkeypatch.context() as patch:
+        patch.setattr(SqliteSearch, "_by_candidates", never)
+        assert search_corpus.external_ids(corpus, corpus.search(query, limit=limit)) == expected, "matches first"
+    with monkeypatch.context() as patch:
+        patch.setattr(SqliteSearch, "_by_words", never)
+        patch.setattr(SqliteSearch, "_by_time", never)
+        assert search_corpus.external_ids(corpus, corpus.search(query, limit=limit)) == expected, "candidates first"

@@ -137,3 +137,16 @@ def test_a_workspace_from_before_the_index_file_migrates_and_its_messages_stay_s
         assert store.db.query_one("SELECT message_count FROM conversation WHERE id = 1")[0] == 3
     finally:
         store.close()
+
+
+def test_two_processes_on_one_workspace_index_it_once_and_both_find_everything(tmp_path):
+    engine, ui = Store(tmp_path / "console.db"), Store(tmp_path / "console.db")  # as the sync and the UI
+    try:
+        engine.apply_pull("mail", PullResult(messages=[mail(n, MARIA, f"order {n}") for n in range(500)]))
+        assert ui.index.settle(timeout=10), "the engine's indexer (or the UI's, when it lets go) catches up"
+        [hit] = ui.search("order 499")
+        assert hit.line == "order 499"
+        assert len(engine.search("order")) == 50 and len(ui.search("order", limit=500)) == 500
+    finally:
+        ui.close()
+        engine.close()

@@ -18,25 +18,16 @@ from dataclasses import dataclass
 from console.channels.catalog.length import (LengthRule, LengthSettings, LengthVerdict, judge, length_settings,
                                              mastodon_length)
 from console.channels.catalog.sms import MAX_CHARS as SMS_MAX_CHARS
+from console.channels.catalog.optout import (START_WORDS, STOP_WORDS, TWILIO_START_WORDS, TWILIO_STOP_WORDS,
+                                             OptOut, keyword)
 from console.channels.catalog.sms import MAX_SEGMENTS as SMS_MAX_SEGMENTS
 from console.model import PermanentError
 
 __all__ = [
     "ChannelEntry", "IdentityEntry", "AccountKind", "OptOut", "WindowState", "LengthRule", "LengthSettings",
     "LengthVerdict", "channel", "channels", "identity", "account_kind", "account_kinds", "secret_keys",
-    "measure", "enforce_length", "window_state", "length_settings", "mastodon_length",
+    "measure", "enforce_length", "window_state", "length_settings", "mastodon_length", "keyword", "Pace",
 ]
-
-
-@dataclass(frozen=True)
-class OptOut:
-    """Keywords a customer texts to stop and restart messages, and who confirms them."""
-
-    stop_words: frozenset[str]
-    start_words: frozenset[str]
-    # "service": the service answers STOP with its own confirmation (Twilio on long codes and
-    # toll-free numbers), so console sends no acknowledgement of its own.
-    acknowledged_by: str
 
 
 @dataclass(frozen=True)
@@ -53,7 +44,8 @@ class ChannelEntry:
     human_agent_days: int | None = None
     # Outside the window, an approved template can still be sent (WhatsApp).
     templates: bool = False
-    opt_out: OptOut | None = None
+    opt_out: OptOut = OptOut(STOP_WORDS, START_WORDS)
+    reports_read: bool = False  # the service says when a message was read (a campaign report's "read")
 
 
 @dataclass(frozen=True)
@@ -65,19 +57,38 @@ class IdentityEntry:
 
 
 @dataclass(frozen=True)
+class Pace:
+    """How fast an account may send campaign messages: `messages` per `seconds`."""
+
+    messages: float
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.messages / self.seconds
+
+
+@dataclass(frozen=True)
 class AccountKind:
     id: str
     name: str
     channels: tuple[str, ...]  # channels an account of this kind can carry
     secret_keys: tuple[str, ...]  # each also as <key>_cmd / <key>_env
     module: str  # the adapter: a module exposing configure(account, workspace) -> Channel
+    # Opt-out words the service itself confirms to the customer and enforces, per channel:
+    # console sends no confirmation of its own for these.
+    confirms_opt_out: tuple[tuple[str, frozenset[str]], ...] = ()
+    # The service's own limit for campaign sends (Twilio: 1 message per second per long-code
+    # sender; SMTP: what a shared mail host tolerates; Meta: 2 calls per second per Page).
+    pace: Pace = Pace(1, 1)
+
+    def confirms(self, channel_id: str, word: str) -> bool:
+        return any(channel == channel_id and word in words for channel, words in self.confirms_opt_out)
 
 
-_SMS_OPT_OUT = OptOut(
-    frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}),
-    frozenset({"START", "YES", "UNSTOP"}),
-    "service",
-)
+# After STOP, carriers deliver nothing to the number, replies included, until START; and the
+# customer expects one confirmation (sent by Twilio itself for its own words).
+_SMS_OPT_OUT = OptOut(TWILIO_STOP_WORDS, TWILIO_START_WORDS, ("service", "marketing"), acknowledge=True)
 
 # In the order channels are listed (filters 1-9, a customer's identities).
 _CHANNELS = (
@@ -86,12 +97,12 @@ _CHANNELS = (
                  opt_out=_SMS_OPT_OUT),
     # Sent through Twilio, whose Body takes 1,600 characters (WhatsApp itself would take 4,096).
     ChannelEntry("whatsapp", "WhatsApp", "ⓦ", "W", "phone", LengthRule("utf16", SMS_MAX_CHARS, "Twilio"),
-                 reply_window_hours=24, templates=True),
+                 reply_window_hours=24, templates=True, reports_read=True),
     ChannelEntry("telegram", "Telegram", "✈", "T", "telegram", LengthRule("utf16", 4096)),
     ChannelEntry("instagram", "Instagram", "◎", "I", "instagram", LengthRule("utf8", 1000),
-                 reply_window_hours=24, human_agent_days=7),
+                 reply_window_hours=24, human_agent_days=7, reports_read=True),
     ChannelEntry("messenger", "Messenger", "ⓜ", "F", "messenger", LengthRule("characters", 2000),
-                 reply_window_hours=24, human_agent_days=7),
+                 reply_window_hours=24, human_agent_days=7, reports_read=True),
     ChannelEntry("mastodon", "Mastodon", "🐘", "M", "mastodon", LengthRule("mastodon", 500, "this Mastodon server")),
 )
 _BY_ID = {entry.id: entry for entry in _CHANNELS}
@@ -107,14 +118,16 @@ _IDENTITIES = {entry.kind: entry for entry in (
 
 _ACCOUNT_KINDS = {kind.id: kind for kind in (
     AccountKind("demo", "demo (made-up customers)", ("email", "sms", "whatsapp", "telegram", "instagram", "messenger"),
-                (), "console.channels.demo"),
-    AccountKind("email", "email (IMAP + SMTP)", ("email",), ("password",), "console.channels.email"),
+                (), "console.channels.demo", pace=Pace(5, 1)),
+    AccountKind("email", "email (IMAP + SMTP)", ("email",), ("password",), "console.channels.email", pace=Pace(30, 60)),
     AccountKind("twilio", "Twilio (SMS, WhatsApp)", ("sms", "whatsapp"), ("auth_token", "api_secret"),
-                "console.channels.twilio"),
-    AccountKind("telegram", "Telegram bot", ("telegram",), ("bot_token",), "console.channels.telegram"),
+                "console.channels.twilio", (("sms", TWILIO_STOP_WORDS | TWILIO_START_WORDS),), Pace(1, 1)),
+    AccountKind("telegram", "Telegram bot", ("telegram",), ("bot_token",), "console.channels.telegram",
+                pace=Pace(10, 1)),
     AccountKind("meta", "Facebook Page (Messenger, Instagram)", ("messenger", "instagram"), ("page_access_token",),
-                "console.channels.meta"),
-    AccountKind("mastodon", "Mastodon", ("mastodon",), ("access_token",), "console.channels.mastodon"),
+                "console.channels.meta", pace=Pace(2, 1)),
+    AccountKind("mastodon", "Mastodon", ("mastodon",), ("access_token",), "console.channels.mastodon",
+                pace=Pace(1, 1)),
 )}
 
 

@@ -364,24 +364,45 @@ def _walk(msg: Message) -> list[tuple[str, Message]]:
     return leaves
 
 
-def _fill_content(leaves: list[tuple[str, Message]], mail: ParsedMail) -> None:
+def _fill_content(leaves: list[tuple[str, Message]], mail: ParsedMail, keep_html: bool = True) -> None:
     plain: list[str] = []
-    html: list[str] = []
+    html_parts: list[tuple[str, Message]] = []
     for path, part in leaves:
         try:
-            _take_part(path, part, mail, plain, html)
+            _take_part(path, part, mail, plain, html_parts)
         except Exception as exc:  # one broken part must not hide the others
             mail.problems.append(f"part {path} could not be read ({type(exc).__name__}); the original is kept")
+    # An HTML alternative is decoded only when it is the body or wanted (the raw mail keeps it).
+    html = [text for text in (_html_text(path, part, mail) for path, part in html_parts) if text is not None] \
+        if html_parts and (keep_html or not plain) else []
     if html:
         mail.html = "\n".join(html)[:MAX_BODY * 2]
     if plain:
         mail.body = "\n\n".join(t.strip("\n") for t in plain)
     elif html:
-        mail.body = html_to_text(mail.html or "")
+        mail.body = html_to_text("\n".join(html)[:MAX_BODY * 2])
     mail.body = mail.body.replace("\x00", "")[:MAX_BODY]
 
 
-def _take_part(path: str, part: Message, mail: ParsedMail, plain: list[str], html: list[str]) -> None:
+def _text(part: Message) -> str:
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    text = decode_bytes(_payload(part), charset).replace("\r\n", "\n")
+    return text.replace("\r", "\n") if "\r" in text else text
+
+
+def _html_text(path: str, part: Message, mail: ParsedMail) -> str | None:
+    try:
+        return _text(part)
+    except Exception as exc:
+        mail.problems.append(f"part {path} could not be read ({type(exc).__name__}); the original is kept")
+        return None
+
+
+def _take_part(path: str, part: Message, mail: ParsedMail, plain: list[str],
+               html: list[tuple[str, Message]]) -> None:
     try:
         ctype = part.get_content_type()
     except Exception:
@@ -395,14 +416,10 @@ def _take_part(path: str, part: Message, mail: ParsedMail, plain: list[str], htm
         mail.attachments.append(Attachment(name, ctype, size, path))
         return
     if ctype in ("text/plain", "text/html") and not _is_attachment(part):
-        try:
-            charset = part.get_content_charset()
-        except Exception:
-            charset = None
-        text = decode_bytes(_payload(part), charset).replace("\r\n", "\n")
-        if "\r" in text:
-            text = text.replace("\r", "\n")
-        (plain if ctype == "text/plain" else html).append(text)
+        if ctype == "text/plain":
+            plain.append(_text(part))
+        else:
+            html.append((path, part))
         return
     if ctype.startswith("multipart/"):  # an empty or broken container
         return
@@ -413,9 +430,11 @@ def _take_part(path: str, part: Message, mail: ParsedMail, plain: list[str], htm
 
 # ---- entry point -----------------------------------------------------------------------------------
 
-def parse(raw: bytes, fast_path: bool = True) -> ParsedMail:
+def parse(raw: bytes, fast_path: bool = True, keep_html: bool = True) -> ParsedMail:
     """Parse one message. Never raises: what cannot be read is noted in `problems`.
-    `fast_path=False` always uses the stdlib parser (the tests compare both)."""
+    `fast_path=False` always uses the stdlib parser (the tests compare both). Without
+    `keep_html`, an HTML alternative to a plain text part is not decoded (`html` stays None):
+    the sync keeps the raw mail, so the HTML is never stored twice."""
     problems: list[str] = []
     msg, leaves = _tree(raw, problems, fast_path)
     mail = ParsedMail(message_id="", problems=problems)
@@ -438,7 +457,7 @@ def parse(raw: bytes, fast_path: bool = True) -> ParsedMail:
         problems.append(f"could not read the headers ({type(exc).__name__})")
         mail.message_id = mail.message_id or synthetic_message_id(raw)
     try:
-        _fill_content(leaves, mail)
+        _fill_content(leaves, mail, keep_html)
     except RecursionError:
         problems.append("nested too deeply to read the body")
     except Exception as exc:

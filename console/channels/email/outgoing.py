@@ -5,7 +5,8 @@ parsed header object (CVE-2024-6923: an encoded CR/LF in a re-used header could 
 CR, LF and NUL are refused in every address and name. The Message-ID is derived from the outbox's
 idempotency key, so a repeated attempt is recognisable in the Sent folder (journal.py). A reply
 carries In-Reply-To and a References chain trimmed to its root and last 30 ids, and its subject
-follows `reply_subject_for`.
+follows `reply_subject_for`. A campaign mail carries the List-Unsubscribe headers its outbox row
+names.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ def build(settings: EmailSettings, account: str, out: Outgoing,
     if refs:
         msg["In-Reply-To"] = refs[-1]
         msg["References"] = " ".join(refs[:1] + refs[1:][-30:])
+    # A campaign's unsubscribe links (console/outreach/messages.py): RFC 2369 and RFC 8058.
+    for header, option in (("List-Unsubscribe", "list_unsubscribe"), ("List-Unsubscribe-Post", "list_unsubscribe_post")):
+        value = out.options.get(option, "")
+        if value and value.isascii() and not UNSAFE_HEADER.search(value):
+            msg[header] = value
     body = out.body.replace("\r\n", "\n")
     if s.signature:
         body = body.rstrip("\n") + "\n\n-- \n" + s.signature.strip("\n")

@@ -19,8 +19,10 @@ THRESHOLD = 200  # parse in worker processes only when a pull fetches at least t
 
 
 def parse_many(raws: list[bytes]) -> list[ParsedMail]:
-    """Parse a list of messages (runs in a worker process)."""
-    return [parse(raw) for raw in raws]
+    """Parse a list of messages for the sync (runs in a worker process). An HTML alternative is
+    left out: the store keeps the raw mail instead, and not decoding it (nor sending it back to
+    this process) saved a tenth of the parsing."""
+    return [parse(raw, keep_html=False) for raw in raws]
 
 
 class ParsePool:

@@ -26,6 +26,8 @@ class FindActions:
         Binding("Z", "show_status('snoozed')", "Snoozed tab", id="list.snoozed", show=False),
         Binding("D", "show_status('done')", "Done tab", id="list.done", show=False),
         Binding("v", "toggle_grouping", "By customer / by thread", id="list.grouping", show=False),
+        Binding("B", "breaching_filter", "Only those breaching their SLA soon / all", id="list.breaching",
+                show=False),
         Binding("0", "channel_filter(0)", "All channels", id="list.all_channels", show=False),
         *[Binding(str(n), f"channel_filter({n})", f"Channel filter {n}", id=f"list.channel_{n}", show=False)
           for n in range(1, 10)],
@@ -102,6 +104,13 @@ class FindActions:
 
     def action_toggle_grouping(self) -> None:
         self._filter(by_customer=not self.conversations.filter.by_customer)
+
+    def action_breaching_filter(self) -> None:
+        """Customers whose SLA clock is due within the hour, or late (console/sla.py SOON)."""
+        from console.sla import SOON
+
+        flt = self.conversations.filter
+        self._filter(breaching=None if flt.breaching is not None else SOON)
 
     def action_mine(self) -> None:
         flt = self.conversations.filter
