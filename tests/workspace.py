@@ -47,16 +47,22 @@ def with_open_channel(ws: WorkspaceConfig, work):
     return asyncio.run(go())
 
 
-def drop_measuring_schema(conn) -> None:
-    """Take the measuring and automation migration (episodes, SLA clocks, rules, CSAT) out of a
-    workspace again, as if it had been made before it. Found by what it creates, not by its
-    number (migrations are renumbered when branches meet)."""
+def drop_measuring_schema(conn) -> int:
+    """Take the measuring and automation migration (episodes, SLA clocks, rules, CSAT), and every
+    migration after it, out of a workspace again, as if it had been made before it; returns the
+    schema version to set. Found by what it creates, not by its number (migrations are
+    renumbered when branches meet)."""
     import re
 
     from console.store.schema import MIGRATIONS
 
-    migration = next(m for m in MIGRATIONS if any("CREATE TABLE episode (" in s for s in m))
-    for statement in reversed(migration):
-        found = re.match(r"\s*CREATE (TABLE|INDEX|TRIGGER) (\w+)", statement)
-        if found:
-            conn.execute(f"DROP {found.group(1)} IF EXISTS {found.group(2)}")
+    first = next(n for n, m in enumerate(MIGRATIONS) if any("CREATE TABLE episode (" in s for s in m))
+    for migration in reversed(MIGRATIONS[first:]):
+        for statement in reversed(migration):
+            found = re.match(r"\s*CREATE (TABLE|INDEX|TRIGGER) (\w+)", statement)
+            if found:
+                conn.execute(f"DROP {found.group(1)} IF EXISTS {found.group(2)}")
+            added = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", statement)
+            if added:
+                conn.execute(f"ALTER TABLE {added.group(1)} DROP COLUMN {added.group(2)}")
+    return first

@@ -23,7 +23,9 @@ class CsatMixin:
         the window, not asked yet: with the identity, its opt-out, the channel and the customer's
         attributes."""
         rows = self.db.query(
-            """SELECT c.id, c.customer_id, c.channel, c.account, c.last_inbound_at, i.kind, i.address, i.opted_out,
+            """SELECT c.id, c.customer_id, c.channel, c.account, c.last_inbound_at, i.kind, i.address,
+                      EXISTS (SELECT 1 FROM consent k WHERE k.identity_id = c.identity_id AND k.channel = c.channel
+                              AND k.purpose = 'service' AND k.state = 'withdrawn') AS opted_out,
                       cu.attributes, e.id AS episode_id, e.closed_at
                FROM episode e JOIN conversation c ON c.id = e.conversation_id
                JOIN identity i ON i.id = c.identity_id JOIN customer cu ON cu.id = c.customer_id

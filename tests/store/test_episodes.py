@@ -7,7 +7,7 @@ import json
 
 from console.model import Address, InboundMessage, PullResult
 from console.store import Store
-from console.store.schema import MIGRATIONS, SCHEMA_VERSION
+from console.store.schema import SCHEMA_VERSION
 from clock import at, install
 from workspace import drop_measuring_schema
 
@@ -97,10 +97,8 @@ def test_a_workspace_from_before_episodes_gets_them_on_upgrade(tmp_path, monkeyp
     conv = store.db.query_one("SELECT id FROM conversation")[0]
     store.set_status("done", conversation_id=conv)
     store.db.before_commit.clear()
-    mine = next(n for n, m in enumerate(MIGRATIONS) if any("CREATE TABLE episode (" in s for s in m))
     with store.db.write() as conn:
-        drop_measuring_schema(conn)
-        conn.execute(f"PRAGMA user_version = {mine}")
+        conn.execute(f"PRAGMA user_version = {drop_measuring_schema(conn)}")
     store.close()
     upgraded = Store(path)
     assert upgraded.db.query_one("PRAGMA user_version")[0] == SCHEMA_VERSION

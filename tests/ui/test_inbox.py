@@ -316,7 +316,8 @@ async def test_undo_send_stops_a_delayed_reply(demo):
         await until(pilot, lambda: any(e.body == "wrong customer!" and e.status == "failed"
                                        and e.status_detail == "cancelled" for e in app.timeline.entries),
                     "the cancelled reply")
-    assert store.claim_due([a.name for a in ws.accounts]) == []
+    # nothing of the reply is due (the demo's own confirmation of an opt-out may be)
+    assert "wrong customer!" not in [o.body for o in store.claim_due([a.name for a in ws.accounts])]
 
 
 async def test_space_jumps_to_the_longest_waiting_customer(demo):

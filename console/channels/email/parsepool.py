@@ -5,6 +5,8 @@ fetches are parsed by `workers` spawned processes (default: one per core beyond 
 most 2; 0 parses in the calling thread). They start for the first large batch and stop once the
 sync has caught up, so an idle account keeps no processes. A pool that breaks (a worker killed)
 is never restarted: from then on mail is parsed in the calling thread, with the same result.
+A worker whose parent dies, even by SIGKILL, exits within a second (`_watch_parent`): the
+engine's processes never outlive it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import threading
+import time
 
 from console.channels.email.mailparse import ParsedMail, parse
 
@@ -23,6 +27,23 @@ def parse_many(raws: list[bytes]) -> list[ParsedMail]:
     left out: the store keeps the raw mail instead, and not decoding it (nor sending it back to
     this process) saved a tenth of the parsing."""
     return [parse(raw, keep_html=False) for raw in raws]
+
+
+def _watch_parent() -> None:
+    """In a worker: exit once the process that started it is gone. Polling the parent's pid is
+    portable, and unlike PR_SET_PDEATHSIG it does not fire when the thread that happened to
+    spawn the worker ends while the engine lives on."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_EVERY)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+WATCH_EVERY = 0.5  # seconds between a worker's looks at its parent
 
 
 class ParsePool:
@@ -47,7 +68,8 @@ class ParsePool:
         if self._pool is None and workers > 0 and not self._broken:
             try:
                 # spawn, not fork: this process has threads (and a SQLite connection) of its own.
-                self._pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                                 initializer=_watch_parent)
             except Exception:
                 self._broken = True
 

@@ -1,38 +1,5 @@
-"""A Twilio account: SMS, MMS and WhatsApp to and from the business's numbers.
-
-Inbound comes from polling the account's Messages list (no public URL, no webhook). The list is
-newest first and has no "changed since" filter, so the cursor keeps a high-water mark: the
-`date_created` of the newest message covered, with the SIDs seen at exactly that second (Twilio
-dates have one-second precision, and several messages can share a second). A pull reads pages
-from the newest until it reaches the mark; when nothing is new that is one request for a small
-first page. A long catch-up (the first sync reads `history_days` of history) is done in batches of
-pages, the unfinished sweep's next page kept in the cursor so a restart resumes it; the mark moves
-only when a sweep is complete. The store de-duplicates by SID, so a repeated pull is harmless.
-
-Outbound messages that are not final yet (queued, sent...) are watched in the cursor: their
-status is read from the pages fetched anyway, or fetched one by one, until they are delivered,
-failed or too old to matter. A very recent outbound message is reported once more on the next
-pull whatever its status, because it may be our own send whose answer the store records after
-this pull (and with the older status Twilio gave in that answer).
-
-A send that lost its answer (the connection dropped after the POST) is looked up in the list
-before anything is retried: Twilio has no idempotency key for Messages, so a second POST would
-reach the customer twice. `reconcile()` does the same after a crash.
-
-WhatsApp free text is refused (PermanentError) without being sent when the customer has not
-written to that sender within 24 hours: Twilio would accept it and fail it later with 63016.
-Templates (`[accounts.templates]`, name -> ContentSid) are sent with ContentVariables instead.
-
-STOP, START and the other keywords arrive as ordinary messages: the store reads them, on every
-channel alike, as opt-outs of that channel (console/store/consent.py); Twilio confirms its own
-words to the customer itself. A send refused with 21610 withdraws the number's SMS consent.
-
-SMS and WhatsApp from one phone number are one "phone" identity. Thread keys are
-`"<channel>:<our number>:<customer number>"`, so a reply leaves from the number the customer wrote
-to. All calls go through the official `twilio` library in a worker thread; its HTTP client is
-pointed at `api_base_url` (tests use a local fake). The auth token never appears in an error
-message or a log line.
-"""
+"""A Twilio account as a channel: pulling the Messages list, sending, watching and reconciling
+(the package's docstring, console/channels/twilio/__init__.py, tells how)."""
 
 from __future__ import annotations
 
@@ -43,22 +10,22 @@ import re
 import threading
 import time
 from typing import Any, Callable, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from console.config import AccountConfig, Secret, WorkspaceConfig
+from console.config import Secret
 from console.channels import catalog
 from console.model import (FINAL_DELIVERY_STATES, Address, Attachment, AuthError,
                            ChannelError, InboundMessage, InDoubtError, Outgoing, PermanentError, PullResult,
                            SendResult, StatusUpdate, TransientError)
 from console.channels.reconcile import closest_after
+from console.channels.twilio.http import (DEFAULT_API, DELIVERY_ERRORS, Ambiguous, ApiClient, delivery_detail,
+                                          refused, status_of)
 
 KIND = "twilio"
-DEFAULT_API = "https://api.twilio.com"
 WHATSAPP = "whatsapp:"
 
 POLL_PAGE = 20  # a poll that finds nothing new reads one page this small
@@ -70,11 +37,7 @@ RECENT_SECONDS = 600  # an outbound message this new may be a send of ours still
 RECONCILE_HOURS = 24  # how far back a send in doubt is looked for when its start is unknown
 CLOCK_SLACK = 120  # seconds of clock difference tolerated between us and Twilio
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
-_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
-_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 # Twilio message statuses -> console delivery states (None: an inbound state, not ours to track).
 _STATUS = {
@@ -84,101 +47,7 @@ _STATUS = {
 }
 _RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "undelivered": 5, "failed": 5}
 
-# Error codes of a message that failed after Twilio accepted it, said for a person.
-_DELIVERY_ERRORS = {
-    21610: "The customer replied STOP to this number, so carriers will not deliver to them until they text START.",
-    30003: "The customer's phone could not be reached (switched off or out of coverage).",
-    30004: "The customer's carrier or phone blocked the message.",
-    30005: "The number is unknown to its carrier or no longer exists; check the customer's number.",
-    30006: "The number is a landline or cannot receive text messages.",
-    30007: "A carrier filtered the message as possible spam.",
-    30008: "The carrier could not deliver the message and gave no reason.",
-    63016: "More than 24 hours have passed since the customer last wrote on WhatsApp, so WhatsApp only "
-           "allows an approved template now; send a template instead.",
-    63024: "The recipient is not a valid WhatsApp user.",
-}
-
 T = TypeVar("T")
-
-
-def configure(account: AccountConfig, workspace: WorkspaceConfig) -> "TwilioChannel":
-    sid = account.str("account_sid", required=True).strip()
-    if not _ACCOUNT_SID.match(sid):
-        raise account.error("account_sid", "expected the Account SID from the Twilio console: 'AC' and 32 hex digits")
-    api_key = account.str("api_key")
-    token = account.secret("auth_token", required=False)
-    api_secret = account.secret("api_secret", required=False)
-    if api_key is not None:
-        if not _KEY_SID.match(api_key.strip()):
-            raise account.error("api_key", "expected an API key SID: 'SK' and 32 hex digits")
-        if token is not None:
-            raise account.error("api_key", "give either auth_token or api_key + api_secret, not both")
-        if api_secret is None:
-            raise account.error("api_secret", "missing; an api_key needs api_secret_cmd or api_secret_env "
-                                              f"(account '{account.name}')")
-        username, secret = api_key.strip(), api_secret
-    else:
-        if api_secret is not None:
-            raise account.error("api_key", "missing; api_secret is only used together with api_key")
-        if token is None:
-            raise account.error("auth_token", "missing; set auth_token_cmd (a command that prints it) or "
-                                              "auth_token_env (an environment variable), or api_key + api_secret "
-                                              f"for account '{account.name}'")
-        username, secret = sid, token
-    numbers = account.str_list("numbers", [])
-    for number in numbers:
-        if not _E164.match(number.removeprefix(WHATSAPP)):
-            raise account.error("numbers", f"{number!r} is not an E.164 number; write numbers like "
-                                           "\"+15551234567\" or \"whatsapp:+15551234567\"")
-    service = account.str("messaging_service_sid")
-    if service is not None and not _SERVICE_SID.match(service.strip()):
-        raise account.error("messaging_service_sid", "expected a Messaging Service SID: 'MG' and 32 hex digits")
-    if not numbers and not service:
-        raise account.error("numbers", "list the account's numbers (e.g. [\"+15551234567\", "
-                                       "\"whatsapp:+15551234567\"]) or set messaging_service_sid")
-    templates = account.table("templates")
-    for name, content_sid in templates.items():
-        if not isinstance(content_sid, str) or not _CONTENT_SID.match(content_sid):
-            raise account.error("templates", f"template {name!r}: expected a Content SID ('HX' and 32 hex digits) "
-                                             "of an approved WhatsApp template")
-    base = (account.str("api_base_url", DEFAULT_API) or DEFAULT_API).rstrip("/")
-    if not base.startswith(("https://", "http://")) or not urlsplit(base).netloc:
-        raise account.error("api_base_url", f"expected an http(s) URL such as {DEFAULT_API}")
-    return TwilioChannel(
-        account.name, sid, username, secret,
-        numbers=tuple(numbers),
-        messaging_service_sid=service.strip() if service else None,
-        templates=dict(templates),
-        api_base_url=base,
-        poll_interval=account.float("poll_interval", 10.0, minimum=0.01),
-        timeout=account.float("timeout", 30.0, minimum=1.0),
-        history_days=account.int("history_days", 30, minimum=0, maximum=400),
-    )
-
-
-class _ApiClient(TwilioHttpClient):
-    """The library's own HTTP client, sending to `base_url` instead of https://api.twilio.com, and
-    remembering each thread's last response headers (a 429's Retry-After is not in the exception)."""
-
-    def __init__(self, base_url: str, timeout: float):
-        super().__init__(timeout=timeout)
-        self._base = urlsplit(base_url) if base_url.rstrip("/") != DEFAULT_API else None
-        self.local = threading.local()
-
-    def rewrite(self, url: str) -> str:
-        if self._base is None:
-            return url
-        parts = urlsplit(url)
-        return urlunsplit((self._base.scheme, self._base.netloc, self._base.path.rstrip("/") + parts.path,
-                           parts.query, parts.fragment))
-
-    def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None,
-                allow_redirects=False):
-        self.local.headers = {}
-        response = super().request(method, self.rewrite(url), params=params, data=data, headers=headers,
-                                   auth=auth, timeout=timeout, allow_redirects=allow_redirects)
-        self.local.headers = dict(response.headers or {})
-        return response
 
 
 def _epoch(value) -> int | None:
@@ -187,22 +56,6 @@ def _epoch(value) -> int | None:
 
 def _plain(address: str | None) -> str:
     return (address or "").removeprefix(WHATSAPP)
-
-
-def delivery_detail(code: int | None, message: str | None) -> str:
-    """One sentence for why Twilio could not deliver a message."""
-    if code is None and not message:
-        return ""
-    sentence = _DELIVERY_ERRORS.get(code or 0)
-    if sentence:
-        return f"{sentence} (Twilio error {code})"
-    said = (message or "").strip().rstrip(".")
-    return f"Twilio could not deliver it: {said or 'no reason given'} (error {code})" if code else \
-        f"Twilio could not deliver it: {said}"
-
-
-class _Ambiguous(Exception):
-    """The request may have reached Twilio, but its answer was lost."""
 
 
 class TwilioChannel:
@@ -231,7 +84,7 @@ class TwilioChannel:
         self._username = username
         self._secret = secret
         self._password: str | None = secret if isinstance(secret, str) else None
-        self._http = _ApiClient(api_base_url, timeout)
+        self._http = ApiClient(api_base_url, timeout)
         self._client: Client | None = None
         self._lock = threading.Lock()
         self._first_try: dict[str, float] = {}  # idempotency key -> when this process first POSTed it
@@ -257,7 +110,7 @@ class TwilioChannel:
 
     def _guarded(self, what: str, fn: Callable[[], T], posting: bool = False) -> T:
         """Run `fn` and turn whatever goes wrong into one of the typed errors. `posting`: a lost
-        answer raises _Ambiguous instead, since the request may have been carried out."""
+        answer raises Ambiguous instead, since the request may have been carried out."""
         try:
             return fn()
         except ChannelError:
@@ -276,8 +129,8 @@ class TwilioChannel:
             raise self._error(what, status, code, message) from None
         except requests.RequestException as exc:
             if posting and isinstance(exc, (requests.ConnectionError, requests.Timeout)) \
-                    and not isinstance(exc, requests.ConnectTimeout) and not _refused(exc):
-                raise _Ambiguous(type(exc).__name__) from None
+                    and not isinstance(exc, requests.ConnectTimeout) and not refused(exc):
+                raise Ambiguous(type(exc).__name__) from None
             raise TransientError(f"Twilio could not be reached while {what} ({type(exc).__name__}); "
                                  "will retry") from None
 
@@ -324,7 +177,7 @@ class TwilioChannel:
         if code == 21655:
             return PermanentError(f"Twilio does not know this template ({said}); check the ContentSid under "
                                   f"[accounts.templates] for account '{self.account}'.", "21655")
-        if code in _DELIVERY_ERRORS:
+        if code in DELIVERY_ERRORS:
             return PermanentError(delivery_detail(code, said), str(code))
         return PermanentError(f"Twilio refused {what}: {said or f'HTTP {status}'} (error {code})", str(code))
 
@@ -393,7 +246,7 @@ class TwilioChannel:
                 try:
                     page = self._api().messages.get_page(sweep["next"])
                 except TwilioException as exc:
-                    if _status_of(exc) not in (400, 404):
+                    if status_of(exc) not in (400, 404):
                         raise
                     # The saved page link went stale: read again from the newest (the store
                     # de-duplicates what was already read).
@@ -522,7 +375,7 @@ class TwilioChannel:
             raise PermanentError(f"A Twilio account cannot send {out.channel} messages", "channel")
         if out.to.kind != "phone":
             raise PermanentError(f"Cannot send {out.channel} to a {out.to.kind} address", "address")
-        if not _E164.match(out.to.address):
+        if not E164.match(out.to.address):
             raise PermanentError(f"{out.to.address!r} is not a phone number in international format "
                                  "(+ and country code); correct the customer's number.", "21211")
         prefix = WHATSAPP if out.channel == "whatsapp" else ""
@@ -572,12 +425,12 @@ class TwilioChannel:
         params = self._params(out)
         if out.channel == "whatsapp" and "body" in params:
             if not await self._call("checking the WhatsApp reply window", lambda: self._window_open(params)):
-                raise PermanentError(_DELIVERY_ERRORS[63016], "63016")
+                raise PermanentError(DELIVERY_ERRORS[63016], "63016")
         self._first_try.setdefault(out.idempotency_key or str(out.outbox_id), time.time())
         try:
             created = await self._call("sending a message", lambda: self._api().messages.create(**params),
                                        posting=True)
-        except _Ambiguous as exc:
+        except Ambiguous as exc:
             return await self._after_lost_answer(out, str(exc))
         return self._result(created, out.channel)
 
@@ -643,34 +496,6 @@ class TwilioChannel:
         session = self._http.session
         if session is not None:
             await asyncio.to_thread(session.close)
-
-
-def _status_of(exc: TwilioException) -> int:
-    if isinstance(exc, TwilioRestException):
-        return exc.status
-    response = exc.args[1] if len(exc.args) > 1 else None
-    return getattr(response, "status_code", 0) or 0
-
-
-def _refused(exc: Exception) -> bool:
-    """True when the connection was never made, so the request certainly did not reach Twilio."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        item = stack.pop()
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        name = type(item).__name__
-        if name in ("NewConnectionError", "ConnectionRefusedError", "NameResolutionError", "ConnectTimeoutError",
-                    "gaierror"):
-            return True
-        stack.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
-        for attr in ("reason", "__cause__", "__context__"):
-            inner = getattr(item, attr, None)
-            if isinstance(inner, BaseException):
-                stack.append(inner)
-    return False
 
 
 def _load(cursor: str | None) -> dict[str, Any]:
