@@ -25,6 +25,7 @@ SQLITE_ONLY_TRIGGERS = {"message_fts_insert", "message_fts_delete", "message_fts
 SQLITE_ONLY_TABLES = {"message_fts"}
 
 _DIRTY = "INSERT INTO list_dirty (customer_id) VALUES ({}) ON CONFLICT DO NOTHING;"
+_SLA_DIRTY = "INSERT INTO sla_dirty (conversation_id) {} ON CONFLICT (conversation_id) DO NOTHING;"
 
 TRIGGERS: dict[str, list[str]] = {
     # The search queue (schema 6): on PostgreSQL the indexer recomputes a message's document
@@ -70,6 +71,30 @@ TRIGGERS: dict[str, list[str]] = {
         "conversation", _DIRTY.format("NEW.customer_id") + _DIRTY.format("OLD.customer_id")),
     "list_conversation_delete": _row_trigger(
         "list_conversation_delete", "AFTER DELETE", "conversation", _DIRTY.format("OLD.customer_id")),
+    # Measuring and automation (console/store/episodes.py, sla.py): what changed, for the hook.
+    "episode_message": _row_trigger(
+        "episode_message", "AFTER INSERT", "message",
+        "INSERT INTO episode_change (conversation_id, message_id) VALUES (NEW.conversation_id, NEW.id);"),
+    "episode_unsent": _row_trigger(
+        "episode_unsent", "AFTER UPDATE OF status", "message",
+        """INSERT INTO episode_change (conversation_id, message_id, new_status)
+               VALUES (NEW.conversation_id, NEW.id, 'unsent');""",
+        "WHEN (NEW.direction = 'out' AND NEW.status = 'failed' AND OLD.status IS DISTINCT FROM 'failed')"),
+    "episode_status": _row_trigger(
+        "episode_status", "AFTER UPDATE OF status", "conversation",
+        """INSERT INTO episode_change (conversation_id, old_status, new_status)
+               VALUES (NEW.id, OLD.status, NEW.status);""",
+        "WHEN (OLD.status IS DISTINCT FROM NEW.status)"),
+    "sla_customer_moved": _row_trigger(
+        "sla_customer_moved", "AFTER UPDATE OF customer_id", "conversation", _SLA_DIRTY.format("VALUES (NEW.id)")),
+    "sla_tag_added": _row_trigger(
+        "sla_tag_added", "AFTER INSERT", "tag",
+        _SLA_DIRTY.format("SELECT id FROM conversation WHERE customer_id = NEW.customer_id "
+                          "AND status IN ('open', 'snoozed')")),
+    "sla_tag_removed": _row_trigger(
+        "sla_tag_removed", "AFTER DELETE", "tag",
+        _SLA_DIRTY.format("SELECT id FROM conversation WHERE customer_id = OLD.customer_id "
+                          "AND status IN ('open', 'snoozed')")),
 }
 
 
@@ -77,6 +102,9 @@ TRIGGERS: dict[str, list[str]] = {
 # notice per statement, naming the table; customer ids come with the list's refresh.
 NOTIFIED_TABLES = ("customer", "identity", "conversation", "message", "outbox", "account", "tag", "note",
                    "draft", "template", "presence", "download", "merge_log")
+
+NOTIFIED_TABLES_2 = ("episode", "sla_clock", "event", "activity", "csat", "notice", "rule_firing", "consent",
+                     "attribute_change", "segment", "campaign", "campaign_step", "campaign_recipient")
 
 _NOTIFY = """CREATE OR REPLACE FUNCTION console_notify() RETURNS trigger LANGUAGE plpgsql AS $fn$
     BEGIN PERFORM pg_notify('console', TG_TABLE_NAME); RETURN NULL; END $fn$"""
@@ -168,6 +196,13 @@ EXTRAS: list[list[str]] = [
                            current_schema(), current_database() || '_agents');
             EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), current_database() || '_agents');
         END $do$""",
+    ],
+    # 2: measuring, automation and outreach (schema migrations "measuring and automation" and
+    # "outreach") tell the other consoles of their changes too: SLA clocks on the list, what rules
+    # did in the timeline, notices, ratings, consent on the card, a campaign's progress.
+    [
+        *[f"CREATE TRIGGER console_notify AFTER INSERT OR UPDATE OR DELETE ON {t} "
+          "FOR EACH STATEMENT EXECUTE FUNCTION console_notify()" for t in NOTIFIED_TABLES_2],
     ],
 ]
 EXTRAS_VERSION = len(EXTRAS)
