@@ -391,6 +391,7 @@ class Engine:
 
     async def deliver_loop(self, name: str, once: bool = False) -> None:
         run = self.runs[name]
+        waiting_for_gone: float | None = None  # once: until when to wait for a dead engine's sends
         while not self._stop.is_set():
             try:
                 # Sends of one account are awaited one by one here, so every 'sending' row of this
@@ -413,6 +414,14 @@ class Engine:
                 await self._store_back()
                 continue
             if once and (due is None or due > self.clock()):
+                # Sends a dead engine left mid-send become ours to check after a short grace
+                # (PostgreSQL): a single run waits for them rather than leave them to the next one.
+                if waiting_for_gone is None:
+                    waiting_for_gone = time.monotonic() + self.store.db.claim_grace + 5
+                if time.monotonic() < waiting_for_gone and await asyncio.to_thread(
+                        self.store.left_by_a_gone_engine, [name], self.claimer):
+                    await asyncio.sleep(0.5)
+                    continue
                 return  # nothing due now (held campaign messages wait for the next run)
             wait = OUTBOX_POLL if due is None or due > self.clock() else max(0.01, min(OUTBOX_POLL, run.pacer.wait()))
             try:

@@ -189,7 +189,10 @@ class Database:
     def schema_version(self) -> int:
         return self.conn.execute("PRAGMA user_version").fetchone()[0]
 
-    def claim_gone_clause(self, claimer: str, claimed_at: str) -> tuple[str, list]:
+    # How long after it was made a claim of a gone engine may still be that engine's (none here).
+    claim_grace = 0.0
+
+    def claim_gone_clause(self, claimer: str, claimed_at: str, grace: bool = True) -> tuple[str, list]:
         """SQL: an outbox claim's engine is gone. On SQLite one engine runs at a time (a lock
         file), so a claim that is not the running engine's own was left by one that died."""
         return "1 = 1", []

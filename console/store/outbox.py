@@ -259,6 +259,17 @@ class OutboxMixin:
         return (f"(next_try_at <= ? OR (claimed_by IS NOT NULL AND claimed_by IS DISTINCT FROM ? AND {gone}))",
                 [now(), claimer, *params])
 
+    def left_by_a_gone_engine(self, accounts: list[str], claimer: int | None = None) -> bool:
+        """Whether sends of these accounts are still 'sending' for an engine that is gone, too
+        recently to be checked yet (its grace: it may only have lost its connection)."""
+        if not accounts:
+            return False
+        marks = ",".join("?" * len(accounts))
+        gone, params = self.db.claim_gone_clause("claimed_by", "updated_at", grace=False)
+        return self.db.query_one(
+            f"""SELECT 1 FROM outbox WHERE state = 'sending' AND account IN ({marks}) AND claimed_by IS NOT NULL
+                AND claimed_by IS DISTINCT FROM ? AND {gone} LIMIT 1""", (*accounts, claimer, *params)) is not None
+
     def in_doubt(self, accounts: list[str], claimer: int | None = None) -> list[Outgoing]:
         """Sends left 'sending' by an engine that stopped mid-send (or whose answer was lost), due
         for a check with the service."""

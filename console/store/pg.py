@@ -309,11 +309,18 @@ class PgDatabase:
             "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
             "AND table_name = ? ORDER BY ordinal_position", (table,))]
 
-    def claim_gone_clause(self, claimer: str, claimed_at: str) -> tuple[str, list]:
-        """SQL: an outbox claim's engine is gone (its token's advisory lock is held by nobody)."""
-        from console.store.pglocks import CLAIM_GRACE, gone_clause
+    @property
+    def claim_grace(self) -> float:
+        from console.store.pglocks import CLAIM_GRACE
 
-        return gone_clause(claimer, claimed_at), [time.time() - CLAIM_GRACE]
+        return CLAIM_GRACE
+
+    def claim_gone_clause(self, claimer: str, claimed_at: str, grace: bool = True) -> tuple[str, list]:
+        """SQL: an outbox claim's engine is gone (its token's advisory lock is held by nobody),
+        and, with `grace`, for longer than an engine that lost its connection takes to be back."""
+        from console.store.pglocks import gone_clause
+
+        return gone_clause(claimer, claimed_at), [time.time() - (self.claim_grace if grace else 0.0)]
 
     def leases(self):
         from console.store.pglocks import PgLeases

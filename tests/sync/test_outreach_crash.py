@@ -44,7 +44,7 @@ def wait_until(check, timeout: float) -> bool:
     return check()
 
 
-def test_a_kill_9_in_the_middle_of_a_step_sends_nothing_twice_and_skips_no_one(tmp_path):
+def test_a_kill_9_in_the_middle_of_a_step_sends_nothing_twice_and_skips_no_one(tmp_path, backend):
     fake = FakeTwilio(numbers=(OURS,), spec=load_spec()).start()
     try:
         text = ('[workspace]\nname = "Acme Bakery"\ndefault_region = "GB"\n'
@@ -53,10 +53,10 @@ def test_a_kill_9_in_the_middle_of_a_step_sends_nothing_twice_and_skips_no_one(t
                 '[outreach.pacing]\nphone = "150/s"\n'
                 f'[[accounts]]\nkind = "twilio"\nname = "phone"\naccount_sid = "{fake.account_sid}"\n'
                 f'auth_token = "{fake.auth_token}"\nnumbers = ["{OURS}"]\napi_base_url = "{fake.url}"\n'
-                'poll_interval = 30\ntimeout = 5\nhistory_days = 0\n')
+                'poll_interval = 30\ntimeout = 5\nhistory_days = 0\n') + backend.toml(str(tmp_path / "data"))
         ws = workspace_from(text, tmp_path)
         ws.data_dir = tmp_path / "data"
-        store = Store(ws.store_path, "GB", ws.outreach)
+        store = Store(ws.store_location, "GB", ws.outreach)
         numbers = [f"+4477009{n:05d}" for n in range(RECIPIENTS)]
         rows = "".join(f"Customer {n},,{number},yes,2026-01-05\n" for n, number in enumerate(numbers))
         parsed, refused = csvimport.parse("name,email,phone,consent_sms,consent_date\n" + rows, "all.csv", "GB",
@@ -83,7 +83,7 @@ def test_a_kill_9_in_the_middle_of_a_step_sends_nothing_twice_and_skips_no_one(t
         per_recipient = collections.Counter(m.to for m in fake.outbound())
         assert sorted(per_recipient) == sorted(numbers), "someone was skipped"
         assert set(per_recipient.values()) == {1}, "someone got it twice"
-        store = Store(ws.store_path, "GB", ws.outreach)
+        store = Store(ws.store_location, "GB", ws.outreach)
         progress = store.campaign_progress("Big news")
         assert (progress.sent, progress.waiting, progress.sending) == (RECIPIENTS, 0, 0)
         store.close()
