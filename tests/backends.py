@@ -6,7 +6,7 @@ autouse fixture of those folders). A test gets its stores from it, never by buil
 
 - `backend.location(name)`: where store `name` of this test lives: a file in the test's
   tmp_path, or a fresh PostgreSQL database (the same name gives the same place within a test);
-- `backend.open(name)`: a Store there, closed after the test;
+- `backend.open(name, region, outreach)`: a Store there, closed after the test;
 - `backend.configure(ws)`: point a workspace config at it (a `[store]` url for PostgreSQL);
 - `backend.toml()`: the `[store]` table a config file for a subprocess needs ('' for SQLite).
 
@@ -100,12 +100,43 @@ class Backend:
                 self._places[name] = server.url(database)
         return self._places[name]
 
-    def open(self, name: str = "console.db", region: str = "US", **how):
+    def open(self, name: str = "console.db", region: str = "US", outreach=None, **how):
         from console.store import Store
 
-        store = Store(self.location(name, **how), region)
+        store = Store(self.location(name, **how), region, outreach)
         self._stores.append(store)
         return store
+
+    def old_workspace(self, version: int, name: str = "old.db") -> "OldWorkspace":
+        """Store `name` as a console of schema `version` left it (the first `version` migrations,
+        applied by hand, translated for PostgreSQL as the store does): rows go in with `execute`,
+        then `close()`, then `open(name)` upgrades it."""
+        from console.store.schema import MIGRATIONS
+
+        if not self.postgres:
+            import sqlite3
+
+            conn = sqlite3.connect(self.location(name))
+            run = conn.execute
+        else:
+            import psycopg
+
+            from console.store.dialect import postgres_ddl, to_pyformat
+
+            conn = psycopg.connect(self.location(name, empty=True))
+            run = lambda sql, params=(): conn.execute(to_pyformat(sql), params)  # noqa: E731
+            conn.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+        triggers: dict[str, str] = {}
+        for migration in MIGRATIONS[:version]:
+            for statement in migration:
+                for translated in (postgres_ddl(statement, triggers) if self.postgres else [statement]):
+                    conn.execute(translated)
+        if self.postgres:
+            conn.execute("CREATE TABLE schema_version (name TEXT PRIMARY KEY, version BIGINT NOT NULL)")
+            conn.execute("INSERT INTO schema_version VALUES ('store', %s)", (version,))
+        else:
+            conn.execute(f"PRAGMA user_version = {version}")
+        return OldWorkspace(conn, run)
 
     def configure(self, ws: WorkspaceConfig, name: str = "console.db", **how) -> WorkspaceConfig:
         """Point `ws` at this backend's store `name` (its data dir stays where it is)."""
@@ -130,6 +161,17 @@ class Backend:
         # The test's databases stay until the cluster goes at the end of the session: a DROP
         # DATABASE makes PostgreSQL checkpoint, and the next CREATE DATABASE then took ten times
         # as long (0.55 s instead of 0.05 s); a few MB each is cheaper than minutes of CI.
+
+
+class OldWorkspace:
+    """A workspace written by an older console (Backend.old_workspace)."""
+
+    def __init__(self, conn, run):
+        self.conn, self.execute = conn, run
+
+    def close(self) -> None:
+        self.conn.commit()
+        self.conn.close()
 
 
 def location_text(ws: WorkspaceConfig) -> str:

@@ -40,7 +40,7 @@ def pytest_generate_tests(metafunc):
     ($CONSOLE_TEST_BACKENDS=sqlite runs one only, for a quick look; CI runs both)."""
     if "backend" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("own_backends"):
         wanted = [b for b in os.environ.get("CONSOLE_TEST_BACKENDS", ",".join(BACKENDS)).split(",") if b in BACKENDS]
-        if metafunc.definition.get_closest_marker("sqlite_only"):
+        if metafunc.definition.get_closest_marker("sqlite_only") or metafunc.definition.get_closest_marker("one_backend"):
             wanted = ["sqlite"]
         elif metafunc.definition.get_closest_marker("postgres_only"):
             wanted = ["postgresql"]
@@ -54,6 +54,9 @@ def backend(request, tmp_path: Path) -> Backend:
     yield chosen
     backends.current = None
     chosen.close()
+    if chosen.postgres and not chosen._places and not request.node.get_closest_marker("postgres_only"):
+        pytest.fail("this test ran as the PostgreSQL half but opened no store there: take its stores from "
+                    "`backend` (or `store`, `demo`, workspace_from), or mark it one_backend / sqlite_only")
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -22,10 +22,8 @@ from outreach_world import ANYTIME, SENDERS, address, campaign, customer, identi
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "console.db", "DE", ANYTIME)
-    yield s
-    s.close()
+def store(backend):
+    return backend.open("console.db", "DE", ANYTIME)
 
 
 def send_all(store, accounts=("phone", "mail", "tg"), at=None, status="delivered", sent_at=None):
@@ -147,9 +145,9 @@ def test_the_cap_is_never_exceeded_across_channels(store):
     assert {r["refusal"] for r in outbox(store)} == {"", "capped"}
 
 
-def test_quiet_hour_sends_are_held_and_released_on_a_fake_clock(tmp_path):
+def test_quiet_hour_sends_are_held_and_released_on_a_fake_clock(backend):
     berlin = zone_named("Europe/Berlin")
-    store = Store(tmp_path / "q.db", "DE", OutreachSettings(quiet_start=20 * 60, quiet_end=9 * 60,
+    store = backend.open("q.db", "DE", OutreachSettings(quiet_start=20 * 60, quiet_end=9 * 60,
                                                              timezone="Europe/Berlin"))
     customer(store, 1, channels=("sms",))
     campaign(store, query="channel:sms")
@@ -164,9 +162,9 @@ def test_quiet_hour_sends_are_held_and_released_on_a_fake_clock(tmp_path):
     store.close()
 
 
-def test_a_row_held_at_launch_that_meets_quiet_hours_again_is_held_not_dropped(tmp_path):
+def test_a_row_held_at_launch_that_meets_quiet_hours_again_is_held_not_dropped(backend):
     berlin = zone_named("Europe/Berlin")
-    store = Store(tmp_path / "q2.db", "DE", ANYTIME)
+    store = backend.open("q2.db", "DE", ANYTIME)
     customer(store, 1, channels=("sms",))
     campaign(store, query="channel:sms")
     noon = dt.datetime.now(berlin).replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
@@ -250,9 +248,9 @@ def test_a_reply_to_a_campaign_is_triage_and_the_timeline_says_what_it_answers(s
     assert store.db.query_one("SELECT status FROM conversation WHERE customer_id = ?", (cid,))[0] == "open"
 
 
-def test_a_test_send_goes_only_to_the_configured_test_addresses(tmp_path):
+def test_a_test_send_goes_only_to_the_configured_test_addresses(backend):
     settings = OutreachSettings(quiet_start=0, quiet_end=0, test_addresses=(("email", "ana@crumb.example"),))
-    store = Store(tmp_path / "t.db", "DE", settings)
+    store = backend.open("t.db", "DE", settings)
     cid = customer(store, 1, channels=("email",), consent=("email",))
     campaign(store, steps=TWO_STEPS)
     assert planner.test_send(store, "Spring menu", 1, cid, SENDERS, "ana") == ["email to ana@crumb.example"]

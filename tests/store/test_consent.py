@@ -14,17 +14,15 @@ from console.model import Address, InboundMessage, OptOutChange, PullResult
 from console.outreach import csvimport
 from console.outreach.settings import OutreachSettings
 from console.store import OptedOut, Store
-from console.store.db import Database
 from console.store.schema import MIGRATIONS
 from outreach_world import ANYTIME, address, customer, identity_id, outbox, pull, wrote
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(tmp_path / "console.db", "DE", ANYTIME)
+def store(backend):
+    s = backend.open("console.db", "DE", ANYTIME)
     s.set_account_state("phone", "demo", "ok")
-    yield s
-    s.close()
+    return s
 
 
 def state(store, channel, n, purpose="marketing"):
@@ -107,9 +105,9 @@ def test_twilio_confirms_its_own_words_itself_and_an_old_stop_is_not_confirmed(s
     assert state(store, "sms", 9) == state(store, "sms", 10) == "withdrawn"
 
 
-def test_words_of_other_languages_from_the_config_count(tmp_path):
+def test_words_of_other_languages_from_the_config_count(backend):
     settings = OutreachSettings(opt_out_words=frozenset({"STOPP", "BAJA"}), opt_in_words=frozenset({"ALTA"}))
-    store = Store(tmp_path / "w.db", "DE", settings)
+    store = backend.open("w.db", "DE", settings)
     customer(store, 11, channels=("whatsapp",), consent=("whatsapp",))
     wrote(store, "whatsapp", 11, "Baja", ago=60)
     assert state(store, "whatsapp", 11) == "withdrawn"
@@ -132,8 +130,8 @@ def test_an_agents_change_needs_a_reason_and_the_export_shows_who_when_and_why(s
     assert rows[("email", "marketing")].state == "withdrawn" and rows[("email", "service")].state == ""
 
 
-def test_mail_to_the_unsubscribe_address_or_with_the_token_ends_email_marketing(tmp_path):
-    store = Store(tmp_path / "u.db", "DE", OutreachSettings(unsubscribe_address="unsubscribe@crumb.example"))
+def test_mail_to_the_unsubscribe_address_or_with_the_token_ends_email_marketing(backend):
+    store = backend.open("u.db", "DE", OutreachSettings(unsubscribe_address="unsubscribe@crumb.example"))
     customer(store, 13, channels=("email",), consent=("email",))
     customer(store, 14, channels=("email",), consent=("email",))
     raw = (b"From: person13@example.com\r\nTo: Unsubscribe <UNSUBSCRIBE@crumb.example>\r\nSubject: hi\r\n\r\n"
@@ -166,28 +164,19 @@ def test_a_service_reported_opt_out_applies_to_its_channel(store):
     assert state(store, "whatsapp", 16) == "withdrawn" and state(store, "sms", 16) == "granted"
 
 
-def test_a_workspace_from_before_consent_per_channel_keeps_its_opt_outs_on_sms(tmp_path):
-    path = tmp_path / "old.db"
-    import sqlite3
-
+def test_a_workspace_from_before_consent_per_channel_keeps_its_opt_outs_on_sms(backend):
     before = next(n for n, migration in enumerate(MIGRATIONS) if any("CREATE TABLE consent " in s for s in migration))
-    conn = sqlite3.connect(path)
-    for migration in MIGRATIONS[:before]:  # the workspace as the version before wrote it
-        for statement in migration:
-            conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {before}")
-    conn.execute("INSERT INTO customer (id, name, created_at, updated_at) VALUES (1, 'Ann', 0, 0)")
-    conn.execute("""INSERT INTO identity (id, customer_id, kind, address, opted_out, opted_out_at, created_at)
-                    VALUES (1, 1, 'phone', '+4930555001', 1, 100, 0), (2, 1, 'email', 'ann@example.com', 0, NULL, 0)""")
-    conn.commit()
-    conn.close()
-    store = Store(path)
-    assert Database(path).conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    old = backend.old_workspace(before)  # the workspace as the version before wrote it
+    old.execute("INSERT INTO customer (id, name, created_at, updated_at) VALUES (1, 'Ann', 0, 0)")
+    old.execute("""INSERT INTO identity (id, customer_id, kind, address, opted_out, opted_out_at, created_at)
+                   VALUES (1, 1, 'phone', '+4930555001', 1, 100, 0), (2, 1, 'email', 'ann@example.com', 0, NULL, 0)""")
+    old.close()
+    store = backend.open("old.db")
+    assert store.db.schema_version() == len(MIGRATIONS)
     assert store.consent_state(1, "sms", "service") == "withdrawn"
     assert store.consent_state(1, "whatsapp", "service") == ""
     assert store.consent_state(2, "email", "marketing") == ""
     assert store.identities(1)[0].opted_out_of == ("sms",)
-    store.close()
 
 
 # ---- importing customers with consent from CSV -----------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from console.model import Address, InboundMessage, PullResult
 from console.store import Store
-from console.store.schema import SCHEMA_VERSION
+from console.store.schema import MIGRATIONS, SCHEMA_VERSION
 from clock import at, install
 from workspace import drop_measuring_schema
 
@@ -88,6 +90,7 @@ def test_events_are_noted_only_for_fresh_messages(store, monkeypatch):
     assert [e["kind"] for e in store.events_after(0)] == ["message_received"]
 
 
+@pytest.mark.sqlite_only
 def test_a_workspace_from_before_episodes_gets_them_on_upgrade(tmp_path, monkeypatch):
     install(monkeypatch, at("2026-12-21 18:00"))
     path = tmp_path / "console.db"
@@ -110,13 +113,41 @@ def test_a_workspace_from_before_episodes_gets_them_on_upgrade(tmp_path, monkeyp
     upgraded.close()
 
 
-def test_ratings_and_rule_actions_survive_an_export_and_episodes_are_rebuilt(tmp_path, monkeypatch):
+def test_a_database_from_before_episodes_gets_them_on_upgrade_on_either_backend(backend, monkeypatch):
+    """The console before measuring (its migrations, no episode hook) wrote the history."""
+    import console.store
+    from console.store import lists, pg
+
+    install(monkeypatch, at("2026-12-21 18:00"))
+    first = next(n for n, m in enumerate(MIGRATIONS) if any("CREATE TABLE episode (" in s for s in m))
+    with monkeypatch.context() as older:
+        for module in (console.store.db, pg):
+            older.setattr(module, "SCHEMA_VERSION", first)
+        older.setattr(pg, "EXTRAS_VERSION", 1)  # its PostgreSQL part too: the later ones name later tables
+        older.setattr(console.store, "HOOKS", (lists.refresh_lists,))
+        store = backend.open(empty=True)
+        pull(store, at("2026-12-21 10:00"))
+        pull(store, at("2026-12-21 10:40"), "out")
+        conv = store.db.query_one("SELECT id FROM conversation")[0]
+        store.set_status("done", conversation_id=conv)
+        assert store.db.schema_version() == first
+        store.close()
+    upgraded = backend.open()
+    assert upgraded.db.schema_version() == SCHEMA_VERSION
+    [ep] = episodes(upgraded)
+    assert (ep["started_at"], ep["first_response_at"]) == (at("2026-12-21 10:00"), at("2026-12-21 10:40"))
+    assert (ep["resolved_at"], ep["resolution"]) == (at("2026-12-21 10:40"), "done")
+    assert upgraded.db.query_one("SELECT COUNT(*) FROM episode_change")[0] == 0
+    assert upgraded.events_after(0) == []
+
+
+def test_ratings_and_rule_actions_survive_an_export_and_episodes_are_rebuilt(backend, monkeypatch):
     import io
 
     from console.store import Plan
 
     clock = install(monkeypatch, at("2026-12-21 10:00"))
-    store = Store(tmp_path / "a.db")
+    store = backend.open("a.db")
     pull(store, at("2026-12-21 10:00"))
     reply(store, clock, at("2026-12-21 10:30"))
     conv = store.db.query_one("SELECT id FROM conversation")[0]
@@ -125,7 +156,7 @@ def test_ratings_and_rule_actions_survive_an_export_and_episodes_are_rebuilt(tmp
     store.set_status("done", conversation_id=conv)
     store.record_rating(conv, 4, at("2026-12-21 12:00"))
     dump = "\n".join(store.export_lines()) + "\n"
-    other = Store(tmp_path / "b.db")
+    other = backend.open("b.db")
     added = other.import_lines(io.StringIO(dump))
     assert (added["csat"], added["activity"], added["rule_firing"]) == (1, 1, 1)
     [ep] = episodes(other)

@@ -120,8 +120,7 @@ def test_json_and_csv_carry_the_same_figures(report):
     overall = dict(zip(rows[0], rows[1]))
     assert overall["breakdown"] == "overall" and overall["first_response_p90_calendar_s"] == 222480
     assert "first response" in report.text()
-
-
+@pytest.mark.one_backend
 def test_percentiles_interpolate_between_ranks():
     assert reports.percentile([2, 4, 6, 8], 0.5) == 5
     assert reports.percentile([10], 0.9) == 10

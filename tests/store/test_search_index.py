@@ -137,8 +137,7 @@ def test_a_workspace_from_before_the_index_file_migrates_and_its_messages_stay_s
         assert store.db.query_one("SELECT message_count FROM conversation WHERE id = 1")[0] == 3
     finally:
         store.close()
-
-
+@pytest.mark.sqlite_only
 def test_two_processes_on_one_workspace_index_it_once_and_both_find_everything(tmp_path):
     engine, ui = Store(tmp_path / "console.db"), Store(tmp_path / "console.db")  # as the sync and the UI
     try:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from console.config import parse
 from console.model import (Address, Attachment, AuthError, InboundMessage, PermanentError, PullResult, SendResult,
                            TransientError)
@@ -108,8 +110,7 @@ def test_transient_errors_back_off_then_recover(store, monkeypatch):
     asyncio.run(go())
     assert engine_backoff_calls == [1]
     assert store.count_messages() == 1
-
-
+@pytest.mark.one_backend
 def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
     for failures in range(1, 8):
         delay = backoff(failures)
@@ -228,8 +229,7 @@ def test_a_store_error_while_recording_a_send_marks_it_and_the_engine_goes_on(st
     assert [o.body for o in ch.sent] == ["hello", "and another thing"]
     statuses = [(e.body, e.status) for e in store.timeline(1) if e.direction == "out"]
     assert statuses == [("hello", "unknown"), ("and another thing", "sent")]
-
-
+@pytest.mark.sqlite_only
 def test_only_one_process_holds_the_sync_lock(tmp_path):
     first = SyncLock(tmp_path)
     assert first.acquire()
@@ -240,8 +240,7 @@ def test_only_one_process_holds_the_sync_lock(tmp_path):
     first.release()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == "True"
-
-
+@pytest.mark.sqlite_only
 def test_lock_is_released_when_the_holder_is_killed(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c",
                                "import sys,time; from pathlib import Path; from console.synclock import SyncLock;"

@@ -106,7 +106,7 @@ def received_mail(smtp, to: str) -> list[email.message.Message]:
 def test_a_campaign_email_carries_list_unsubscribe_and_a_mail_to_the_address_unsubscribes(tmp_path, mailhost):
     dovecot, smtp, _ = mailhost
     ws = config(tmp_path, mailhost=mailhost, outreach='unsubscribe_url = "https://acme.test/u"\n')
-    store = Store(tmp_path / "console.db", "US", ws.outreach)
+    store = Store(ws.store_location, "US", ws.outreach)
     people(store, ws, f"Maria Lopez,{MARIA_MAIL},,yes,,,2026-01-05\n")
     launch(store, ws, "Spring menu", [Step(1, 0, "order", ("email",),
                                            {"email": ChannelText("Spring menu, {first_name}", "New tarts.")})])
@@ -132,7 +132,7 @@ def test_a_campaign_email_carries_list_unsubscribe_and_a_mail_to_the_address_uns
 def test_a_reply_on_sms_stops_the_email_step(tmp_path, twilio, mailhost):
     _, smtp, _ = mailhost
     ws = config(tmp_path, twilio=twilio, mailhost=mailhost)
-    store = Store(tmp_path / "console.db", "US", ws.outreach)
+    store = Store(ws.store_location, "US", ws.outreach)
     people(store, ws, f"Maria Lopez,{MARIA_MAIL},{MARIA_PHONE},yes,,,2026-01-05\n"
                       f"Kofi Mensah,{KOFI_MAIL},{KOFI_PHONE},yes,,,2026-01-05\n")
     steps = [Step(1, 0, "order", ("email",), {"email": ChannelText("Spring menu", "New tarts.")}),
@@ -157,7 +157,7 @@ def test_a_reply_on_sms_stops_the_email_step(tmp_path, twilio, mailhost):
 def test_the_cap_is_never_exceeded_across_email_and_sms(tmp_path, twilio, mailhost):
     _, smtp, _ = mailhost
     ws = config(tmp_path, twilio=twilio, mailhost=mailhost)
-    store = Store(tmp_path / "console.db", "US", ws.outreach)
+    store = Store(ws.store_location, "US", ws.outreach)
     people(store, ws, f"Maria Lopez,{MARIA_MAIL},{MARIA_PHONE},yes,yes,,2026-01-05\n")
     launch(store, ws, "Email news", [Step(1, 0, "order", ("email",), {"email": ChannelText("News", "Hello.")})])
     launch(store, ws, "SMS news", [Step(1, 0, "order", ("sms",), {"sms": ChannelText(body="Hello")})])
@@ -173,7 +173,7 @@ def test_the_cap_is_never_exceeded_across_email_and_sms(tmp_path, twilio, mailho
 def test_quiet_hour_sends_are_held_and_released_on_the_engines_clock(tmp_path, twilio):
     ws = config(tmp_path, twilio=twilio, outreach="")
     ws.outreach = type(ws.outreach)(**{**ws.outreach.__dict__, "quiet_start": 20 * 60, "quiet_end": 9 * 60})
-    store = Store(tmp_path / "console.db", "US", ws.outreach)
+    store = Store(ws.store_location, "US", ws.outreach)
     people(store, ws, f"Maria Lopez,,{MARIA_PHONE},,yes,,2026-01-05\n")
     evening = dt.datetime.now(NEW_YORK).replace(hour=22, minute=0, second=0, microsecond=0).timestamp()
     segment = store.save_segment("all", "channel:sms")
@@ -194,7 +194,7 @@ def test_quiet_hour_sends_are_held_and_released_on_the_engines_clock(tmp_path, t
 def test_an_sms_stop_does_not_block_whatsapp(tmp_path, twilio):
     # A UK number: quiet hours are off in this workspace, and no US calling hours apply.
     ws = config(tmp_path, twilio=twilio)
-    store = Store(tmp_path / "console.db", "US", ws.outreach)
+    store = Store(ws.store_location, "US", ws.outreach)
     twilio.contents["HX00000000000000000000000000000001"] = "Hi {{1}}, our {{2}} is back."
     twilio.inbound(f"whatsapp:{LONDON_PHONE}", "Is the rye bread back?", at=time.time() - 3 * 86400)
     people(store, ws, f"Maria Lopez,,{LONDON_PHONE},,yes,yes,2026-01-05\n")

@@ -29,6 +29,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.one_backend
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_parse_workers_exit_when_the_engine_is_killed():
     parent = subprocess.Popen([sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -199,8 +199,7 @@ async def test_keys_can_be_remapped_by_binding_id(demo, tmp_path):
         assert app.conversations.total == total
         await pilot.press("x")
         await until(pilot, lambda: app.conversations.total == total - 1, "done through the remapped key")
-
-
+@pytest.mark.one_backend
 def test_unknown_binding_id_in_keymap_is_a_config_error(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[workspace]\nname = "x"\n\n[keymap]\n"conversation.dnoe" = "x"\n')
@@ -295,8 +294,7 @@ def test_no_escape_sequence_from_customer_text_reaches_the_terminal(tmp_path):
     assert "Mallory" in text and "fdp.exe" in text  # the customer is on screen...
     for leaked in (b"\x1b]0;pwned", b"pwned", b"\x1b]52;", b"SGVsbG8", b"\x1b[2J", b"\x1bc", b"\xc2\x9b", b"\xe2\x80\xae"):
         assert leaked not in output, leaked  # ...and none of their control sequences
-
-
+@pytest.mark.one_backend
 def test_readme_key_table_lists_every_binding_id():
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     ids = {i for i in binding_ids() if not i.startswith("list.channel_")} | {"list.channel_1", "list.channel_9"}
