@@ -37,9 +37,10 @@ def need_binary(name: str, install: str, search: tuple[str, ...] = ()) -> str:
 # ---- the store's backends (tests/backends.py) ------------------------------------------------------
 def pytest_generate_tests(metafunc):
     """Every test that uses `backend` (directly, or through `store` / `demo`) runs on each backend
-    ($CONSOLE_TEST_BACKENDS=sqlite runs one only, for a quick look; CI runs both)."""
+    ($CONSOLE_TEST_BACKENDS=sqlite runs one only, for a quick look; under CI it is ignored: both)."""
     if "backend" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("own_backends"):
-        wanted = [b for b in os.environ.get("CONSOLE_TEST_BACKENDS", ",".join(BACKENDS)).split(",") if b in BACKENDS]
+        chosen = os.environ.get("CONSOLE_TEST_BACKENDS", ",".join(BACKENDS)) if not os.environ.get("CI") else ""
+        wanted = [b for b in chosen.split(",") if b in BACKENDS] or list(BACKENDS)
         if metafunc.definition.get_closest_marker("sqlite_only") or metafunc.definition.get_closest_marker("one_backend"):
             wanted = ["sqlite"]
         elif metafunc.definition.get_closest_marker("postgres_only"):
