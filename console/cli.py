@@ -303,6 +303,21 @@ def cmd_check(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
         table.add_row(Text(account.name), Text(account.kind), Text(detail, style=style))
     if not ws.accounts and not ws.disabled_accounts:
         table.add_row(Text("-"), Text("-"), Text("no [[accounts]] configured"))
+    if ws.store is not None:  # the team's database: reachable, the login accepted, the schema current
+        from console.store import StoreError
+
+        try:
+            store = open_store(ws)
+        except StoreError as exc:
+            failures += 1
+            table.add_row(Text("[store]"), Text("postgresql"), Text(f"FAILED: {one_line(str(exc), 300)}", style="red"))
+            problems.append(f"console: [store]: {one_line(str(exc), 500)}")
+        else:
+            who = "the owner" if store.db.is_admin else "an agent"
+            table.add_row(Text("[store]"), Text("postgresql"), Text(
+                f"ok: {store.db.where}, schema {store.db.schema_version()}, connected as {store.db.user} ({who})",
+                style="green"))
+            store.close()
     from console.ui.keys import check_keymap
 
     keymap_errors, keymap_warnings = check_keymap(ws)

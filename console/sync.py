@@ -173,8 +173,14 @@ class Engine:
             pass
         run.wake.clear()
 
-    # ---- pulling --------------------------------------------------------------------------------
     # ---- who leads what -------------------------------------------------------------------------
+    async def take_leases(self) -> None:
+        """This engine's token and the leases it can take, before any loop runs (so who pulls
+        what is known from the start; a test that runs one loop alone calls this first)."""
+        self.leases = await asyncio.to_thread(self.store.leases)
+        self.claimer = self.leases.token
+        await self.lead(once=True)
+
     async def lead(self, once: bool = False) -> None:
         """Keep this engine's leases: take the free ones it can use, notice the ones it lost (the
         store's server restarted) and stop those pull loops at once (an IMAP IDLE)."""
@@ -512,9 +518,7 @@ class Engine:
         for account in self.runs.values():  # asyncio's primitives belong to one loop: this run's
             account.wake, account.state_lock = asyncio.Event(), asyncio.Lock()
         self.store.db.checkpoint_in_background()
-        self.leases = await asyncio.to_thread(self.store.leases)
-        self.claimer = self.leases.token
-        await self.lead(once=True)  # before the loops: who pulls what is known from the start
+        await self.take_leases()
         if not once:
             tasks.append(asyncio.create_task(self.lead(), name="leases"))
         for name in self.runs:

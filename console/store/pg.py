@@ -13,10 +13,12 @@ asked. What differs underneath:
   transaction lock. The store's code reads, then writes (an identity looked up, then inserted;
   a list row recomputed from counts read in the same transaction), which is only right when no
   other transaction writes in between; SQLite's BEGIN IMMEDIATE guarantees it, this lock does the
-  same here. Side transactions (`write(serial=False)`: claiming the outbox with `FOR UPDATE
-  SKIP LOCKED`, heartbeats, raw bytes, the search indexer) do not wait for it, and run no hooks:
-  they touch no conversation (the list's hook has nothing to do) and must not wake the indexer
-  (the indexer's own commits would wake it forever).
+  same here (claiming the outbox too: restraint counts what was sent, a refusal fails a message
+  the episodes' hook must see; its `FOR UPDATE SKIP LOCKED` keeps out an engine taking over a
+  send in doubt). Side transactions (`write(serial=False)`: taking over a send in doubt, raw
+  bytes, the search indexer) do not wait for it, and run no hooks: they touch no conversation
+  (the hooks have nothing to do) and must not wake the indexer (the indexer's own commits would
+  wake it forever).
 - **Changes** come by LISTEN/NOTIFY: statement triggers notify channel `console` with the table's
   name, and the list's refresh with the ids of the customers it recomputed (never any text). A
   thread of its own listens; `change_token()` is a counter it advances, read without a query. When

@@ -53,6 +53,7 @@ def step(tmp_path, fake, store, what: str, **kw) -> None:
     """Only the engine's delivery ("send") or only its pull ("pull"), for an exact order of events."""
     async def go():
         engine = Engine(config(tmp_path, fake, **kw), store)
+        await engine.take_leases()  # who pulls the account: this engine (on either backend)
         try:
             if what == "send":
                 await engine.deliver_loop("phone", once=True)
@@ -60,6 +61,7 @@ def step(tmp_path, fake, store, what: str, **kw) -> None:
                 await engine.pull_loop("phone", once=True)
         finally:
             await engine.runs["phone"].channel.close()
+            engine.leases.close()
 
     asyncio.run(go())
 

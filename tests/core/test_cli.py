@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def console(*args, env=None, cwd=None, stdin=None):
     environment = dict(os.environ, **(env or {}))
@@ -205,6 +207,18 @@ def test_a_secret_command_that_prints_nothing_names_file_line_and_key(tmp_path):
 
 
 KEYMAP = '[keymap]\n"conversation.done" = "e,x"\n"app.search" = "ctrl+shift+banana"\n"conversation.dnoe" = "z"\n'
+
+
+@pytest.mark.postgres_only
+def test_check_tests_the_store_database_and_names_a_refused_login(tmp_path, backend):
+    path = write_config(tmp_path, DEMO + backend.toml())
+    done = console("--config", str(path), "check")
+    assert done.returncode == 0, done.stderr
+    assert "schema" in done.stdout and "owner" in done.stdout
+    url = backend.location().rsplit("/", 1)[0] + "/nosuchdb"
+    done = console("--config", str(write_config(tmp_path, DEMO + f'[store]\nurl = "{url}"\n')), "check")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "console: [store]:" in done.stderr and "nosuchdb" in done.stderr
 
 
 def test_check_reports_every_keymap_problem_with_file_line_and_key(tmp_path):
