@@ -1,6 +1,8 @@
 """The store's schema as forward-only migrations, indexed by `PRAGMA user_version`.
 
 A migration is a list of statements run in one transaction; never edit a released one, append.
+The file is long because it is the schema's whole history, in order, one list per version: it
+only grows, and splitting it would scatter what a reader needs side by side.
 """
 
 from __future__ import annotations

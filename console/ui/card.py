@@ -1,5 +1,6 @@
-"""The customer card beside the timeline (`i`): identities, consent per channel, tags, notes,
-activity, suggested merges."""
+"""The customer card beside the timeline (`i`): identities, tags, attributes, the notes agents
+wrote for each other (near the top, so a new one is in view), activity, consent per channel,
+suggested merges."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ def render_consent(consents, style=lambda name: "") -> Text:
             source = shown.source if shown.state == "granted" else shown.withdrawn_source
             moment = shown.granted_at if shown.state == "granted" else shown.withdrawn_at
             text.append("\n  ")
-            text.append_text(safe_line(f"{dt.datetime.fromtimestamp(moment).strftime('%d %b')} " if moment else "", 8,
-                                       style="dim"))
+            if moment:
+                text.append(dt.datetime.fromtimestamp(moment).strftime("%d %b") + " ", style="dim")
             text.append_text(safe_line(source, 60, style="dim"))
     return text
 
@@ -63,9 +64,6 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
         for channel in ident.opted_out_of:
             text.append(f" {channel_name(channel)} opted out", style=style("bad"))
         text.append("\n")
-    if consents:
-        text.append_text(render_consent(consents, style))
-        text.append("\n")
     text.append("\nTags: ", style="bold")
     if card.tags:
         text.append(" ".join(f"#{t}" for t in card.tags), style=style("tag"))
@@ -77,14 +75,7 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
             text.append(f"{key}: ", style="dim")
             text.append_text(safe_line(str(value), 60))
             text.append("\n")
-    text.append("\nFirst seen ", style="dim")
-    text.append(dt.datetime.fromtimestamp(card.first_seen).strftime("%d %b %Y"))
-    text.append("\nLast reply ", style="dim")
-    text.append(when(card.last_reply_at) if card.last_reply_at else "never")
-    text.append("\nMessages ", style="dim")
-    text.append(", ".join(f"{channel_icon(ch)} {channel_name(ch)} {n}" for ch, n in card.per_channel.items())
-                or "none")
-    text.append("\n\nNotes", style="bold")
+    text.append("\nNotes", style="bold")
     if not card.notes:
         text.append("  none (w writes one)", style="dim")
     for note in card.notes:
@@ -93,6 +84,17 @@ def render_card(card: CustomerCard, identities: list[IdentityRow], suggestions: 
         text.append_text(safe_line(note.author, 20, style="bold"))
         text.append("\n")
         text.append_text(safe(note.body))
+    text.append("\n")
+    text.append("\nFirst seen ", style="dim")
+    text.append(dt.datetime.fromtimestamp(card.first_seen).strftime("%d %b %Y"))
+    text.append("\nLast reply ", style="dim")
+    text.append(when(card.last_reply_at) if card.last_reply_at else "never")
+    text.append("\nMessages ", style="dim")
+    text.append(", ".join(f"{channel_icon(ch)} {channel_name(ch)} {n}" for ch, n in card.per_channel.items())
+                or "none")
+    if consents:
+        text.append("\n")
+        text.append_text(render_consent(consents, style))
     if suggestions:
         text.append("\n\nProbably the same person", style=style("suggest"))
         for suggestion in suggestions:

@@ -296,7 +296,10 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
     def update_tabs(self) -> None:
         counts = self._counts
         flt = self.conversations.filter
-        narrow = self.conversations.size.width < 50
+        # With a filter on, the other tabs shrink to their keys so that the filter stays in view.
+        filtered = bool(flt.channel or not flt.by_customer or flt.assignee or flt.tag or flt.breaching is not None)
+        narrow = self.conversations.size.width < 50 or filtered
+        gap = " " if narrow else "  "
         text = Text(no_wrap=True, overflow="ellipsis")
         for number, status in enumerate(STATUS_TABS):
             if number:
@@ -309,16 +312,16 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
             else:
                 text.append(f"{STATUS_LABELS[status]} {count}", style="dim")
         if flt.channel:
-            text.append(f"  {channel_icon(flt.channel)} {channel_name(flt.channel)}", style="bold")
+            text.append(f"{gap}{channel_icon(flt.channel)} {channel_name(flt.channel)}", style="bold")
         if not flt.by_customer:
-            text.append("  threads", style="dim")
+            text.append(f"{gap}threads", style="dim")
         if flt.assignee:
-            text.append("  mine", style="bold")
+            text.append(f"{gap}mine", style="bold")
         if flt.tag:
-            text.append("  #")
+            text.append(f"{gap}#")
             text.append_text(safe_line(flt.tag, 20, style="bold"))
         if flt.breaching is not None:
-            text.append("  breaching", style="bold")
+            text.append(f"{gap}breaching", style="bold")
         self.query_one("#tabs", Static).update(text)
 
     def on_conversation_list_counted(self, message: ConversationList.Counted) -> None:

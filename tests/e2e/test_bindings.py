@@ -61,7 +61,7 @@ def help_(ws, term, store):
     term.press("k")
     assert term.wait_for("remap them by id", timeout=5), term.text()
     term.press("G")
-    assert term.wait_for("confirm.no", timeout=5), term.text()
+    assert term.wait_for("app.command_palette", timeout=5), term.text()  # the help's last line
     term.press("g")
     assert term.wait_for("remap them by id", timeout=5), term.text()
     # The help names the channel each number key selects.

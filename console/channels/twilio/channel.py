@@ -1,5 +1,7 @@
 """A Twilio account as a channel: pulling the Messages list, sending, watching and reconciling
-(the package's docstring, console/channels/twilio/__init__.py, tells how)."""
+(the package's docstring, console/channels/twilio/__init__.py, tells how). It is one class
+because pulling, watching and reconciling share the cursor and the list pages they read.
+"""
 
 from __future__ import annotations
 
