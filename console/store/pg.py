@@ -123,6 +123,43 @@ class _NumericLoader(psycopg.adapt.Loader):
         return int(text)
 
 
+# PostgreSQL's text cannot hold NUL, which customers' names and messages may (SQLite keeps them):
+# text goes in with NUL written as ESC "0" (and ESC itself as ESC ESC) and comes back as it was.
+# ESC is U+FFFF, a noncharacter no text is meant to hold, so the escape costs nothing in practice.
+_ESC = "\uffff"
+
+
+def nul_safe(text: str) -> str:
+    return text.replace(_ESC, _ESC + _ESC).replace("\x00", _ESC + "0") if "\x00" in text or _ESC in text else text
+
+
+def nul_restored(text: str) -> str:
+    if _ESC not in text:
+        return text
+    out, i = [], 0
+    while (j := text.find(_ESC, i)) >= 0:
+        out.append(text[i:j])
+        nxt = text[j + 1:j + 2]
+        out.append("\x00" if nxt == "0" else _ESC)
+        i = j + (2 if nxt in ("0", _ESC) else 1)
+    out.append(text[i:])
+    return "".join(out)
+
+
+class _NulSafeStrDumper(psycopg.adapt.Dumper):
+    """Python str as PostgreSQL text (of unknown type, as psycopg's own: the server infers it)."""
+
+    oid = 0
+
+    def dump(self, obj: str) -> bytes:
+        return nul_safe(obj).encode()
+
+
+class _NulSafeTextLoader(psycopg.adapt.Loader):
+    def load(self, data) -> str:
+        return nul_restored(bytes(data).decode())
+
+
 # ---- a connection, as the store's code sees it --------------------------------------------------
 class Connection:
     """A psycopg connection behind sqlite3.Connection's few methods the store uses."""
@@ -236,6 +273,9 @@ class PgDatabase:
         conn.autocommit = True
         conn.row_factory = row_factory
         conn.adapters.register_loader("numeric", _NumericLoader)
+        conn.adapters.register_dumper(str, _NulSafeStrDumper)
+        for name in ("text", "varchar"):
+            conn.adapters.register_loader(name, _NulSafeTextLoader)
         conn.prepare_threshold = 2
 
     @contextlib.contextmanager
