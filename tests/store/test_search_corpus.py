@@ -47,12 +47,10 @@ FILTERED = [(q, expected, limit) for q, expected, limit in search_corpus.QUERIES
             if "from:" in q or "tag:" in q]
 
 
+@pytest.mark.parametrize("corpus", ["sqlite"], indirect=True)  # the two ways of reading are the SQLite index's
 @pytest.mark.parametrize("query, expected, limit", FILTERED, ids=[q[0] for q in FILTERED])
 def test_reading_candidates_first_or_matches_first_gives_the_same_answer(corpus, monkeypatch, query, expected, limit):
     from console.store.search import SqliteSearch
-
-    if corpus.backend != "sqlite":
-        pytest.skip("the two ways of reading are the SQLite index's")
 
     def never(*args, **kwargs):  # a way that never finishes: another one must answer
         while True:
