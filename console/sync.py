@@ -424,7 +424,7 @@ class Engine:
                 # (PostgreSQL): a single run waits for them rather than leave them to the next one.
                 if waiting_for_gone is None:
                     waiting_for_gone = time.monotonic() + self.store.db.claim_grace + 5
-                if time.monotonic() < waiting_for_gone and await asyncio.to_thread(
+                if self.store.db.claim_grace and time.monotonic() < waiting_for_gone and await asyncio.to_thread(
                         self.store.left_by_a_gone_engine, [name], self.claimer):
                     await asyncio.sleep(0.5)
                     continue
