@@ -367,7 +367,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="write a cProfile of console's last initial sync here")
     parser.add_argument("--cpu", action="store_true", help="report CPU per thread, worker and Dovecot (sync_probe.py)")
+    parser.add_argument("--no-duties", action="store_true",
+                        help="the engine without its duties (SLA, rules, CSAT, campaigns), which run(once=True) runs once")
     args = parser.parse_args()
+    if args.no_duties:
+        import console.duties
+
+        console.duties.FACTORIES[:] = []
     if not shutil.which("mbsync"):
         sys.exit("mbsync is not installed: sudo apt-get install isync")
 

@@ -109,6 +109,8 @@ async def screen_open(path: Path, runs: int) -> tuple[list[float], list[float]]:
         async def until_shown(started: float, days: int) -> float:
             ready = None
             while True:
+                if time.perf_counter() - started > 60:
+                    raise SystemExit(f"the Reports screen showed no {days}-day report within 60 s")
                 await asyncio.sleep(0.0005)
                 screen = app.screen
                 if ready is None and isinstance(screen, ReportsScreen) and screen.report is not None \
@@ -125,7 +127,7 @@ async def screen_open(path: Path, runs: int) -> tuple[list[float], list[float]]:
             week.append(await until_shown(started, 7))
             stamps.clear()
             started = time.perf_counter()
-            app.screen.post_message(events.Key("p", "p"))
+            app.post_message(events.Key("p", "p"))  # as the driver posts it: to the app
             month.append(await until_shown(started, 30))
             await pilot.press("escape")
     store.close()

@@ -561,7 +561,13 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX marketing_send_customer ON marketing_send (customer_id, at)",
     ],
-    # 10: a team on several machines (console/store/pg.py): who gave a conversation to its assignee
+    # 10: the replies of a period with their author and channel, from the index alone (the
+    # Reports screen, bench/reports.py).
+    [
+        "DROP INDEX message_replies",
+        "CREATE INDEX message_replies ON message (sent_at, author, channel, status) WHERE direction = 'out'",
+    ],
+    # 11: a team on several machines (console/store/pg.py): who gave a conversation to its assignee
     # (on PostgreSQL the database sets it from the role that connects, so it cannot be forged),
     # and which engine claimed an outbox row (several engines deliver; one that died leaves its
     # claims to the others, console/store/outbox.py)

@@ -22,8 +22,8 @@ from workspace import sync_once, with_open_channel, workspace_from
 
 # Account kinds whose Peer is still to come, and why. Every other kind must have one.
 AWAITING_PEER = {
-    "email": "the email adapter is being split into a package; its Peer (Dovecot and aiosmtpd from "
-             "tests/servers/dovecot.py) comes with it",
+    "email": "no Peer yet (Dovecot and aiosmtpd from tests/servers/dovecot.py); its sends in doubt are "
+             "tested against them in tests/test_email.py (test_killing_a_send_at_any_step_never_sends_twice)",
 }
 
 HOSTILE = ("\x1b]0;owned\x07\x1b[2J\x1bc[@click=app.quit]click me[/] [/urgent] \u202efdp.exe "
