@@ -1,0 +1,55 @@
+"""The outreach screens in the app (Pilot, 80x24, the demo workspace): moving between them,
+and what they show fitting in 80 columns."""
+
+from __future__ import annotations
+
+import asyncio
+
+from console.ui.app import ConsoleApp
+from console.ui.outreach.campaigns import CampaignsScreen
+from console.ui.outreach.editor import CampaignEditorScreen, StepScreen
+from conftest import ready, until
+
+SIZE = (80, 24)
+
+
+async def open_step(pilot, app):
+    await pilot.press("C")
+    await until(pilot, lambda: isinstance(app.screen, CampaignsScreen) and app.screen.campaigns, "the campaigns")
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, CampaignEditorScreen) and app.screen.campaign, "the editor")
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, StepScreen) and app.screen.campaign, "the step")
+
+
+async def test_esc_goes_back_from_a_step_to_its_campaign(demo):
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await open_step(pilot, app)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, CampaignEditorScreen), "back on the campaign")
+
+
+async def test_a_step_text_kept_with_ctrl_s_leaves_the_app_answering_keys(demo):
+    """The text form closed itself from inside its TextArea's message queue: the app then waited
+    on the removal of the very widget that was running, and answered no key again."""
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await asyncio.wait_for(keep_a_text(pilot, app), 30)  # it hung for good
+
+
+async def keep_a_text(pilot, app):
+    from console.ui.outreach.texts import TextScreen
+
+    await ready(pilot, app)
+    await open_step(pilot, app)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, TextScreen), "the text form")
+    await pilot.press("end", "!", "ctrl+s")
+    await until(pilot, lambda: isinstance(app.screen, StepScreen), "the step again")
+    await until(pilot, lambda: "!" in app.screen.step.texts["email"].body, "the text kept")
+    await pilot.press("escape")
+    await until(pilot, lambda: isinstance(app.screen, CampaignEditorScreen), "back on the campaign")
