@@ -53,3 +53,18 @@ async def keep_a_text(pilot, app):
     await until(pilot, lambda: "!" in app.screen.step.texts["email"].body, "the text kept")
     await pilot.press("escape")
     await until(pilot, lambda: isinstance(app.screen, CampaignEditorScreen), "back on the campaign")
+
+
+async def test_o_shows_the_selected_customers_consent(demo):
+    """The consent screen kept the customer's name in `name`, a DOM node's own read-only
+    property: `o` raised instead of opening."""
+    from console.ui.outreach.consent import ConsentScreen
+
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        name = app.conversations.selected.name
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, ConsentScreen) and app.screen.consents, "the consent")
+        assert app.screen.customer_name == name
