@@ -68,3 +68,30 @@ async def test_o_shows_the_selected_customers_consent(demo):
         await pilot.press("o")
         await until(pilot, lambda: isinstance(app.screen, ConsentScreen) and app.screen.consents, "the consent")
         assert app.screen.customer_name == name
+
+
+async def test_a_new_segment_is_typed_in_its_fields_with_any_letter(demo):
+    """The list below the fields had the focus (the base screen's mount gave it), so the name
+    was typed nowhere and its first `n` opened "Exclude a customer"; j, k and delete moved and
+    removed in the list while one typed in a field."""
+    from textual.widgets import Input
+
+    from console.ui.outreach.segments import SegmentEditScreen, SegmentsScreen
+    from console.ui.screens import PickScreen
+
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        app.push_screen(SegmentsScreen())
+        await until(pilot, lambda: isinstance(app.screen, SegmentsScreen), "the segments")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, SegmentEditScreen), "a new segment")
+        await pilot.pause(0.1)
+        await pilot.press(*"Jam and kids", "left", "delete", "tab", *"tag:regular")
+        await pilot.pause(0.2)
+        assert not isinstance(app.screen, PickScreen)
+        assert app.screen.query_one("#segment-name", Input).value == "Jam and kid"
+        assert app.screen.query_one("#segment-query", Input).value == "tag:regular"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: store.segment("Jam and kid") is not None, "the segment saved")
