@@ -913,18 +913,15 @@ def consent(ws, term, store):
     assert term.wait_for("Consent of", timeout=10), term.text()
     assert term.wait_for(lambda text: "marketing" in text, timeout=10), term.text()
     history = len(store.consent_history(row.customer_id))
-    term.press("g")
-    assert term.wait_for("What did they agree to", timeout=5), term.text()
-    term.type("weekly news, asked in the shop")
-    term.press("enter")
-    assert term.wait_for("consent recorded", timeout=10), term.text()
-    assert eventually(lambda: len(store.consent_history(row.customer_id)) == history + 1)
-    term.press("w")
-    assert term.wait_for("Why?", timeout=5), term.text()
-    term.type("asked on the phone to stop")
-    term.press("enter")
-    assert term.wait_for("withdrawal recorded", timeout=10), term.text()
-    assert eventually(lambda: len(store.consent_history(row.customer_id)) == history + 2)
+    for added, (key, prompt, said, notice) in enumerate((
+            ("g", "What did they agree to", "weekly news, asked in the shop", "consent recorded"),
+            ("w", "Why?", "asked on the phone to stop", "withdrawal recorded")), 1):
+        term.press(key)
+        assert term.wait_for(prompt, timeout=5), term.text()
+        term.type(said)
+        term.press("enter")
+        assert term.wait_for(notice, timeout=10), term.text()
+        assert eventually(lambda: len(store.consent_history(row.customer_id)) == history + added)
     term.press("escape")
     assert term.wait_for(lambda text: "Consent of" not in text, timeout=5), term.text()
 

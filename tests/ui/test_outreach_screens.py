@@ -95,3 +95,23 @@ async def test_a_new_segment_is_typed_in_its_fields_with_any_letter(demo):
         assert app.screen.query_one("#segment-query", Input).value == "tag:regular"
         await pilot.press("ctrl+s")
         await until(pilot, lambda: store.segment("Jam and kid") is not None, "the segment saved")
+
+
+async def test_a_step_reads_whole_at_80_columns(demo):
+    """At 80x24 the title lost the rule's end, the SMS row its segment count and cost, and the
+    note wrapped onto a second line under the list."""
+    from textual.widgets import Static
+
+    ws, store = demo
+    app = ConsoleApp(ws, store)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await open_step(pilot, app)
+        await pilot.pause(0.2)
+        screen = app.screen
+        title = screen.query_one("#outreach-title", Static).render().plain
+        assert title.endswith("then this order") and len(title) <= 79, title
+        sms = next(row for row in screen.rows.rows if "SMS" in row.plain[:12])
+        assert "seg. ~USD" in sms.plain[:40], sms.plain
+        note = screen.query_one("#outreach-note", Static)
+        assert note.size.height == 1 and len(note.render().plain) <= note.size.width, note.render().plain
