@@ -493,7 +493,13 @@ COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_
 def _outreach(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     from console.cli_outreach import COMMANDS as OUTREACH
 
-    return OUTREACH[args.command](ws, args)
+    try:
+        status = OUTREACH[args.command](ws, args)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 COMMANDS.update({name: _outreach for name in ("consent", "segment", "campaign")})

@@ -103,8 +103,35 @@ async def shoot(out: Path, width: int, height: int) -> list[Path]:
             await pilot.press("escape", "H")
             await pilot.pause(0.6)
             save("status")
+            await outreach(pilot, app, save)
         store.close()
         return written
+
+
+async def outreach(pilot, app, save) -> None:
+    """The Campaigns screen, the draft's dry run, the finished campaign's report."""
+    from console.ui.outreach.campaigns import CampaignsScreen
+    from console.ui.outreach.preview import PreviewScreen
+    from console.ui.outreach.report import ReportScreen
+
+    async def until(condition) -> None:
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if condition():
+                break
+        await pilot.pause(0.3)
+
+    await pilot.press("escape", "C")
+    await until(lambda: isinstance(app.screen, CampaignsScreen) and app.screen.campaigns)
+    save("campaigns")
+    await pilot.press("p")
+    await until(lambda: isinstance(app.screen, PreviewScreen) and app.screen.plan is not None)
+    await pilot.press("j", "j")
+    await pilot.pause(0.3)
+    save("campaign-preview")
+    await pilot.press("escape", "j", "R")
+    await until(lambda: isinstance(app.screen, ReportScreen) and app.screen.rows.index is not None)
+    save("campaign-report")
 
 
 def main() -> None:

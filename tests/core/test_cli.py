@@ -238,3 +238,21 @@ def test_the_app_refuses_to_start_on_a_bad_keymap_saying_where(tmp_path):
     assert done.returncode == 2
     assert f"{path}, line 10, key 'keymap.conversation.done'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_outreach_commands_cut_short_by_head_end_without_a_traceback(tmp_path, seeded_demo):
+    """`console campaign report NAME | head -1` printed a BrokenPipeError traceback."""
+    import shutil
+
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    (tmp_path / "console" / "demo").mkdir(parents=True)
+    shutil.copy(seeded_demo, tmp_path / "console" / "demo" / "console.db")  # the demo, furnished
+    console = Path(sys.executable).with_name("console")
+    for command in (["campaign", "report", "Pumpkin week"], ["campaign", "preview", "Spring menu"],
+                    ["consent", "export"]):
+        reader, writer = os.pipe()
+        os.close(reader)  # the reader is gone before the first line, as `head` is after its last
+        done = subprocess.run([str(console), "--demo", *command], stdout=writer, stderr=subprocess.PIPE, text=True,
+                              env=env, timeout=120)
+        os.close(writer)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr[-2000:])

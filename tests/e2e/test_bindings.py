@@ -708,6 +708,224 @@ def status_panel(ws, term, store):
     return term
 
 
+# ---- outreach: campaigns, steps, texts, the dry run, segments, consent -------------------------
+def campaign_row(store, name: str):
+    return store.campaign(name)
+
+
+def campaigns(term):
+    term.press("C")
+    assert term.wait_for(lambda text: "Campaigns ─" in text and "Pumpkin week" in text, timeout=10), term.text()
+
+
+def spring_editor(term):
+    campaigns(term)
+    term.press("enter")
+    assert term.wait_for("Spring menu · draft", timeout=10), term.text()
+
+
+def spring_step(term, position: int = 1):
+    spring_editor(term)
+    if position == 2:
+        term.press("j")
+    term.press("enter")
+    assert term.wait_for(f"step {position} of", timeout=10), term.text()
+
+
+def clear_input(term, count: int = 40):
+    term.settle(0.3)
+    term.press(*(["backspace"] * count), pause=0.02)
+    term.settle(0.2)
+
+
+@scenario("outreach.campaigns", "outreach.down", "outreach.up", "outreach.back")
+def campaigns_list(ws, term, store):
+    campaigns(term)
+    assert term.wait_for("Spring menu is a draft", timeout=5), term.text()
+    term.press("j")
+    assert term.wait_for("Pumpkin week is finished", timeout=5), term.text()
+    term.press("k")
+    assert term.wait_for("Spring menu is a draft", timeout=5), term.text()
+    term.press("escape")
+    assert term.wait_for(lambda text: "Campaigns ─" not in text and "Open" in tabs(term), timeout=5), term.text()
+
+
+@scenario("campaigns.preview", "preview.test")
+def dry_run(ws, term, store):
+    term.close()
+    ws.write_config(workspace='[outreach]\ntest_addresses = ["email:ana@crumb.example"]')
+    term = ws.start()
+    campaigns(term)
+    term.press("p")
+    assert term.wait_for(lambda text: "Dry run" in text and "selected" in text, timeout=15), term.text()
+    term.press("t")
+    assert term.wait_for("Test queued", timeout=10), term.text()
+    assert eventually(lambda: store.db.query_one("SELECT COUNT(*) FROM outbox WHERE purpose = 'test'")[0] == 1)
+    assert campaign_row(store, "Spring menu").state == "draft"  # a test send launches nothing
+    return term
+
+
+@scenario("campaigns.report")
+def campaign_report(ws, term, store):
+    campaigns(term)
+    term.press("j")
+    assert term.wait_for("Pumpkin week is finished", timeout=5), term.text()
+    term.press("R")
+    assert term.wait_for(lambda text: "Report Pumpkin week" in text and "replied" in text, timeout=10), term.text()
+    term.press("escape")
+    assert term.wait_for("Pumpkin week is finished", timeout=5), term.text()
+
+
+@scenario("outreach.edit", "outreach.new", "outreach.delete", "campaign.rename")
+def campaign_steps(ws, term, store):
+    spring_editor(term)
+    term.press("n")
+    assert eventually(lambda: len(campaign_row(store, "Spring menu").steps) == 3), term.text()
+    assert term.wait_for("Step added", timeout=5), term.text()
+    term.press("j", "j")
+    term.press("delete")
+    assert eventually(lambda: len(campaign_row(store, "Spring menu").steps) == 2), term.text()
+    term.press("N")
+    assert term.wait_for("New name", timeout=5), term.text()
+    clear_input(term)
+    term.type("Spring specials")
+    term.press("enter")
+    assert eventually(lambda: campaign_row(store, "Spring specials") is not None), term.text()
+    assert term.wait_for("Spring specials · draft", timeout=5), term.text()
+
+
+@scenario("campaign.segment", "campaign.settings")
+def campaign_settings(ws, term, store):
+    spring_editor(term)
+    term.press("s")
+    assert term.wait_for("Who is it for?", timeout=5), term.text()
+    term.type("Pumpkin")
+    assert term.wait_for(lambda text: "Pumpkin fans" in text and "No segment" not in text, timeout=5), term.text()
+    term.press("enter")
+    pumpkin = store.segment("Pumpkin fans").id
+    assert eventually(lambda: campaign_row(store, "Spring menu").segment_id == pumpkin), term.text()
+    assert term.wait_for("segment Pumpkin fans", timeout=5), term.text()
+    term.press("o")
+    assert term.wait_for("Replies count within", timeout=5), term.text()
+    term.press("enter")
+    assert term.wait_for("reply days", timeout=5), term.text()
+    clear_input(term, 5)
+    term.type("5")
+    term.press("enter")
+    assert eventually(lambda: campaign_row(store, "Spring menu").reply_days == 5), term.text()
+
+
+@scenario("step.delay", "step.rule", "step.template", "step.earlier", "step.later", "step.clear")
+def step_keys(ws, term, store):
+    def step2():
+        return campaign_row(store, "Spring menu").steps[1]
+
+    spring_step(term, 2)
+    term.press("d")
+    assert term.wait_for("Delay after step 1", timeout=5), term.text()
+    clear_input(term, 10)
+    term.type("2d")
+    term.press("enter")
+    assert eventually(lambda: step2().delay_seconds == 2 * 86400), term.text()
+    rule = step2().rule
+    term.press("r")
+    assert eventually(lambda: step2().rule != rule), term.text()
+    term.press("t")
+    assert term.wait_for("Approved WhatsApp template", timeout=5), term.text()
+    term.type("order")
+    term.press("enter")
+    assert eventually(lambda: step2().texts["whatsapp"].template == "order_ready"), term.text()
+    first = term.lines()[1][2:14]  # the first channel's row, without the cursor's mark
+    term.press("j")
+    term.press("K")
+    assert term.wait_for(lambda text: term.lines()[1][2:14] != first, timeout=5), term.text()
+    order = step2().order
+    term.press("J")
+    assert eventually(lambda: step2().order != order), term.text()
+    assert term.wait_for(lambda text: term.lines()[1][2:14] == first, timeout=5), term.text()
+    channels = set(step2().texts)
+    term.press("x")
+    assert eventually(lambda: len(step2().texts) == len(channels) - 1), term.text()
+    assert term.wait_for("no text", timeout=5), term.text()
+
+
+@scenario("text.save", "text.editor")
+def step_text(ws, term, store):
+    term.close()
+    script = ws.root / "editor.sh"
+    script.write_text('#!/bin/sh\nprintf "\\nAppended." >> "$1"\n')
+    script.chmod(0o755)
+    term = ws.start(EDITOR=str(script), VISUAL="")
+    spring_step(term, 1)
+    term.press("enter")
+    assert term.wait_for("email text", timeout=5), term.text()
+    term.press("ctrl+e")
+    assert term.wait_for("Appended.", timeout=10), term.text()
+    term.press("ctrl+s")
+    assert eventually(lambda: "Appended." in campaign_row(store, "Spring menu").steps[0].texts["email"].body)
+    assert term.wait_for(lambda text: "email text" not in text, timeout=5), term.text()
+    term.press("escape")  # the app still answers keys after the form closed
+    assert term.wait_for("Spring menu · draft", timeout=5), term.text()
+    return term
+
+
+@scenario("campaigns.launch", "campaigns.pause", "campaigns.cancel")
+def launch_pause_cancel(ws, term, store):
+    campaigns(term)
+    term.press("L")
+    assert term.wait_for("Launch Spring menu to", timeout=15), term.text()
+    term.press("enter")
+    assert term.wait_for("Launched:", timeout=15), term.text()
+    assert eventually(lambda: campaign_row(store, "Spring menu").state in ("running", "finished")), term.text()
+    if campaign_row(store, "Spring menu").state == "running":
+        term.press("space")
+        assert eventually(lambda: campaign_row(store, "Spring menu").state in ("paused", "finished")), term.text()
+        if campaign_row(store, "Spring menu").state == "paused":
+            term.press("X")
+            assert term.wait_for("Cancel Spring menu?", timeout=5), term.text()
+            term.press("enter")
+            assert eventually(lambda: campaign_row(store, "Spring menu").state == "cancelled"), term.text()
+            assert term.wait_for("cancelled", timeout=5), term.text()
+
+
+@scenario("campaigns.segments", "segment.save")
+def segments(ws, term, store):
+    campaigns(term)
+    term.press("S")
+    assert term.wait_for(lambda text: "Newsletter" in text and "Pumpkin fans" in text, timeout=10), term.text()
+    term.press("n")
+    assert term.wait_for("Name, e.g. Regulars", timeout=5), term.text()
+    term.settle(0.3)
+    term.type("Springfield regulars, kids and jam")  # n, j, k and delete are typed, not the list's keys
+    term.press("backspace", "left", "delete")
+    term.press("tab")
+    term.type("city:Springfield")
+    assert term.wait_for(lambda text: "customer" in text.lower(), timeout=10), term.text()
+    term.press("ctrl+s")
+    assert eventually(lambda: store.segment("Springfield regulars, kids and j") is not None), term.text()
+    assert store.segment("Springfield regulars, kids and j").query == "city:Springfield"
+
+
+@scenario("customer.consent", "consent.grant", "consent.withdraw")
+def consent(ws, term, store):
+    row = open_row(store)
+    term.press("o")
+    assert term.wait_for("Consent of", timeout=10), term.text()
+    assert term.wait_for(lambda text: "marketing" in text, timeout=10), term.text()
+    history = len(store.consent_history(row.customer_id))
+    for added, (key, prompt, said, notice) in enumerate((
+            ("g", "What did they agree to", "weekly news, asked in the shop", "consent recorded"),
+            ("w", "Why?", "asked on the phone to stop", "withdrawal recorded")), 1):
+        term.press(key)
+        assert term.wait_for(prompt, timeout=5), term.text()
+        term.type(said)
+        term.press("enter")
+        assert term.wait_for(notice, timeout=10), term.text()
+        assert eventually(lambda: len(store.consent_history(row.customer_id)) == history + added)
+    term.press("escape")
+    assert term.wait_for(lambda text: "Consent of" not in text, timeout=5), term.text()
+
+
 # ---- the suite itself ---------------------------------------------------------------------------
 def test_every_binding_has_a_scenario():
     missing = sorted(info.id for info in registry() if info.id not in SCENARIOS)

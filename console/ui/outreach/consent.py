@@ -44,7 +44,7 @@ class ConsentScreen(OutreachModal):
 
     def __init__(self, customer_id: int, name: str):
         super().__init__()
-        self.customer_id, self.name = customer_id, name
+        self.customer_id, self.customer_name = customer_id, name  # `name` is the DOM node's
         self.consents = []
 
     def compose(self):
@@ -54,7 +54,7 @@ class ConsentScreen(OutreachModal):
             yield Static(id="outreach-note")
 
     def on_mount(self) -> None:
-        self.title_line(Text.assemble(("Consent of ", "bold"), safe_line(self.name, 40, style="bold")))
+        self.title_line(Text.assemble(("Consent of ", "bold"), safe_line(self.customer_name, 40, style="bold")))
         self.note("g: they agreed (write what and where) · w: they withdrew (write why) · esc: back")
         self.rows.focus()
         self.reload()

@@ -270,8 +270,9 @@ class StepScreen(OutreachScreen):
             return
         ranked = [c for c in step.order if c in {e.id for e in catalog.channels()}]
         self.order = ranked + [e.id for e in catalog.channels() if e.id not in ranked]
-        rule = "the customer's last used channel, then this order" if step.rule == "last_used" else "this order"
-        when = "at the launch" if step.position == 1 else f"{delay_words(step.delay_seconds)} after step {step.position - 1}"
+        # Short enough for 80 columns: the title is cut, not wrapped.
+        rule = "last used channel, then this order" if step.rule == "last_used" else "in this order"
+        when = "at launch" if step.position == 1 else f"{delay_words(step.delay_seconds)} after step {step.position - 1}"
         self.title_line(Text.assemble(safe_line(campaign.name, 24, style="bold"),
                                       f" · step {step.position} of {len(campaign.steps)} · {when} · {rule}"))
         settings = self.workspace.outreach
@@ -284,17 +285,16 @@ class StepScreen(OutreachScreen):
             elif channel == "whatsapp" and text.template:
                 row.append(f"template {text.template} (" + ", ".join(text.variables) + ")")
             else:
+                if channel == "sms":  # first: the row is cut at the screen's edge
+                    sample = render(text, "sms", "Maria Lopez", {}, self.workspace.agent, settings)
+                    row.append(f"{sample.segments} seg. ~{settings.currency} {sample.cost:.3f} · ", style="dim")
                 if text.subject:
                     row.append_text(safe_line(text.subject, 30))
                     row.append(" — ", style="dim")
                 row.append_text(safe_line(text.body, 60))
-                if channel == "sms":
-                    sample = render(text, "sms", "Maria Lopez", {}, self.workspace.agent, settings)
-                    row.append(f"  ({sample.segments} seg., ~{settings.currency} {sample.cost:.3f})", style="dim")
             rows.append(row)
         self.rows.show(rows)
-        self.note("enter writes the text (ctrl+e: $EDITOR) · t WhatsApp template · d delay · r rule · "
-                  "K/J order · x clear")
+        self.note("enter writes (ctrl+e: $EDITOR) · t template · d delay · r rule · K/J order")
 
     @property
     def channel(self) -> str | None:

@@ -92,6 +92,13 @@ class SegmentEditScreen(OutreachScreen):
         Binding("delete", "delete", "Include again", id="outreach.delete", show=False),
     ]
 
+    def check_action(self, action: str, parameters) -> bool | None:
+        # In the name or query field, n, j, k and delete are what one types: the keys of the list
+        # below act only when the list has the focus.
+        if action in ("new", "delete", "move") and isinstance(self.focused, Input):
+            return False
+        return True
+
     def __init__(self, segment_id: int | None):
         super().__init__()
         self.segment_id = segment_id
@@ -108,7 +115,8 @@ class SegmentEditScreen(OutreachScreen):
         yield Static(Text("Excluded by hand (n adds, delete includes again):", style="bold"))
         yield RowList(id="outreach-rows", placeholder="nobody")
 
-    def on_mount(self) -> None:
+    def on_mount(self, event) -> None:
+        event.prevent_default()  # not OutreachScreen's: it would give the list the focus
         self.title_line(Text("Segment", style="bold"))
         self.note(GRAMMAR)
         self.query_one("#segment-name", Input).focus()

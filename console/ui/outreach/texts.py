@@ -85,7 +85,13 @@ class TextScreen(OutreachModal):
         self.query_one("#text-note", Static).update(note)
 
     def action_save(self) -> None:
-        self.query_one("#text-body", TextArea).call_later(lambda: self.dismiss(self.value()))
+        # The value is read in the TextArea's queue, after the keys still waiting there; the form
+        # closes from its own queue (closed from the TextArea's, the app would wait for that very
+        # widget to go and answer no key again).
+        def close(value: ChannelText) -> None:
+            self.dismiss(value)  # not awaited: a screen's own queue may not wait for its dismissal
+
+        self.query_one("#text-body", TextArea).call_later(lambda: self.call_later(close, self.value()))
 
     def action_back(self) -> None:
         self.action_save()
