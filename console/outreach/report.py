@@ -22,7 +22,8 @@ BAR = 30
 def moment(at: float | None, zone_setting: str = "") -> str:
     if at is None:
         return "-"
-    return dt.datetime.fromtimestamp(at, workspace_zone(zone_setting)).strftime("%a %d %b %H:%M")
+    # The zone is named: the workspace's [outreach] zone need not be this machine's.
+    return dt.datetime.fromtimestamp(at, workspace_zone(zone_setting)).strftime("%a %d %b %H:%M %Z")
 
 
 def names(people, limit: int | None = None) -> str:

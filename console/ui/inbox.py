@@ -296,32 +296,32 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
     def update_tabs(self) -> None:
         counts = self._counts
         flt = self.conversations.filter
-        # With a filter on, the other tabs shrink to their keys so that the filter stays in view.
-        filtered = bool(flt.channel or not flt.by_customer or flt.assignee or flt.tag or flt.breaching is not None)
-        narrow = self.conversations.size.width < 50 or filtered
-        gap = " " if narrow else "  "
+        filters = Text()  # what narrows the list, always in view: it comes right after the open tab
+        if flt.channel:
+            filters.append(f" {channel_icon(flt.channel)} {channel_name(flt.channel)}", style="bold")
+        if not flt.by_customer:
+            filters.append(" threads", style="dim")
+        if flt.assignee:
+            filters.append(" mine", style="bold")
+        if flt.tag:
+            filters.append(" #")
+            filters.append_text(safe_line(flt.tag, 20, style="bold"))
+        if flt.breaching is not None:
+            filters.append(" breaching", style="bold")
+        # With a filter on, the other tabs shrink to their keys (and are the part cut at the edge).
+        narrow = self.conversations.size.width < 50 or bool(filters)
         text = Text(no_wrap=True, overflow="ellipsis")
         for number, status in enumerate(STATUS_TABS):
-            if number:
-                text.append(" ")
             count = counts.get(status, "…")
             if status == flt.status:
                 text.append(f" {STATUS_LABELS[status]} {count} ", style="bold reverse")
-            elif narrow:
+                text.append_text(filters)
+                continue
+            text.append(" ")
+            if narrow:
                 text.append(f"{STATUS_KEYS[status]} {count}", style="dim")
             else:
                 text.append(f"{STATUS_LABELS[status]} {count}", style="dim")
-        if flt.channel:
-            text.append(f"{gap}{channel_icon(flt.channel)} {channel_name(flt.channel)}", style="bold")
-        if not flt.by_customer:
-            text.append(f"{gap}threads", style="dim")
-        if flt.assignee:
-            text.append(f"{gap}mine", style="bold")
-        if flt.tag:
-            text.append(f"{gap}#")
-            text.append_text(safe_line(flt.tag, 20, style="bold"))
-        if flt.breaching is not None:
-            text.append(f"{gap}breaching", style="bold")
         self.query_one("#tabs", Static).update(text)
 
     def on_conversation_list_counted(self, message: ConversationList.Counted) -> None:

@@ -27,7 +27,7 @@ class ReportScreen(OutreachScreen):
             self.refused(report)
             return
         self.title_line(Text.assemble(("Report ", "bold"), safe_line(report.campaign, 40, style="bold"),
-                                      f" · {report.state} · launched {layout.moment(report.launched_at)}"))
+                                      f" · {report.state} · launched {layout.moment(report.launched_at, self.workspace.outreach.timezone)}"))
         style = {"heading": "bold", "stage": "", "note": "dim"}
         self.rows.show([Text(line, style=style[kind]) for kind, line in layout.funnel_lines(report)])
         measured = f"replies on any channel within {report.reply_days} days"
