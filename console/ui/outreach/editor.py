@@ -16,7 +16,7 @@ from textual.binding import Binding
 from console.channels import catalog
 from console.outreach.campaign import ChannelText, Step, convert_rule_problem, delay_words, parse_delay
 from console.outreach.messages import render
-from console.ui.outreach.base import DELETE, MOVES, NEW, OPEN, OutreachScreen, guarded
+from console.ui.outreach.base import MOVES, OPEN, OutreachScreen, guarded
 from console.ui.render import channel_icon, channel_name, safe_line
 
 
@@ -100,15 +100,7 @@ class CampaignEditorScreen(OutreachScreen):
             return
         campaign = copy.deepcopy(self.campaign)
         change(campaign)
-
-        def done(result) -> None:
-            if isinstance(result, Exception):
-                self.refused(result)
-            elif note:
-                self.app.notify(note, timeout=2)
-            self.reload()
-
-        self.run(guarded(lambda store: store.save_campaign(campaign)), done, what="save the campaign", lane="write")
+        _save(self, campaign, note, "save the campaign")
 
     # ---- actions ------------------------------------------------------------------------------
     def action_open(self) -> None:
@@ -308,17 +300,8 @@ class StepScreen(OutreachScreen):
             self.app.notify(f"The campaign is {self.campaign.state}: only a draft can be changed.", severity="warning")
             return
         campaign = copy.deepcopy(self.campaign)
-        step = next(s for s in campaign.steps if s.position == self.position)
-        change(step)
-
-        def done(result) -> None:
-            if isinstance(result, Exception):
-                self.refused(result)
-            elif note:
-                self.app.notify(note, timeout=2)
-            self.reload()
-
-        self.run(guarded(lambda store: store.save_campaign(campaign)), done, what="save the step", lane="write")
+        change(next(s for s in campaign.steps if s.position == self.position))
+        _save(self, campaign, note, "save the step")
 
     def action_open(self) -> None:
         from console.ui.outreach.texts import TextScreen
@@ -410,3 +393,16 @@ class StepScreen(OutreachScreen):
         channel = self.channel
         if channel is not None:
             self.save(lambda s: s.texts.pop(channel, None), f"{channel_name(channel)}: no text (not sent there).")
+
+
+def _save(screen, campaign, note: str, what: str) -> None:
+    """Save a changed copy of the campaign; the screen then says `note` and shows what was saved
+    (or why the store refused it)."""
+    def done(result) -> None:
+        if isinstance(result, Exception):
+            screen.refused(result)
+        elif note:
+            screen.app.notify(note, timeout=2)
+        screen.reload()
+
+    screen.run(guarded(lambda store: store.save_campaign(campaign)), done, what=what, lane="write")
