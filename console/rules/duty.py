@@ -27,7 +27,7 @@ import time
 from typing import Callable
 
 from console.channels import catalog
-from console.rules.model import MESSAGE_EVENTS, Rule, Subject
+from console.rules.model import Rule, Subject
 from console.store import Plan
 from console.templates import fill, unfilled, values_for
 

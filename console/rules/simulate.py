@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console import sla
 from console.rules.duty import plan_for
 from console.rules.model import Rule, Subject
 

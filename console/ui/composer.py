@@ -11,7 +11,6 @@ text.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 from rich.text import Text
