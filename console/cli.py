@@ -218,6 +218,11 @@ def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
 
     if not ws.accounts:
         return fail(f"{ws.path}: no [[accounts]] configured; nothing to sync")
+    # A stop asked for before the engine's loop listens (opening the store takes a moment) is
+    # kept and honoured as soon as it runs: SIGTERM is a clean stop from the first instant.
+    early: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda number, frame: early.append(number))
     lock = SyncLock(ws.data_dir)
     if not lock.acquire():
         holder = lock.holder()
@@ -230,6 +235,8 @@ def cmd_sync(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.stop)
+        if early:
+            engine.stop()
         if args.parent_pid:
             loop.create_task(_stop_with_parent(engine, args.parent_pid))
         return await engine.run(once=args.once)

@@ -39,7 +39,11 @@ class Peer(peer.Peer):
         return f"seed = {self.seed}\nchannels = [{channels}]\nchatter = false\nreply_delay = 0.0\npoll_interval = 0.01\n"
 
     def customer(self, channel: str) -> peer.Customer:
-        person = next(p for p in self.world.people if channel in p.channels and p.number not in self._chosen)
+        # Never the demo's customer who texted STOP: the store rightly refuses to reply to them.
+        stopped = {m.person for m in self.world.messages if m.direction == "in"
+                   and m.body.strip().upper() in ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")}
+        person = next(p for p in self.world.people if channel in p.channels and p.number not in self._chosen
+                      and p.number not in stopped)
         self._chosen.add(person.number)
         return peer.Customer(channel, person.address(channel), person)
 
