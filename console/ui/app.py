@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class ConsoleApp(App):
         self.title = workspace.name
         self._errors: dict[str, float] = {}  # error summary -> when last shown (no floods)
         self._leaving = False
+        self._left = False  # the draft was taken and exit asked for, after a signal
         errors, self.keymap_warnings = check_keymap(workspace) if workspace.keymap else ([], [])
         if errors:
             raise errors[0]
@@ -256,13 +258,49 @@ class ConsoleApp(App):
         return "console: " + " ".join(parts)
 
     def _hang_up(self, sig: int) -> None:
-        """SIGHUP (an SSH session dropped) or SIGTERM: keep the draft, then leave."""
+        """SIGHUP (an SSH session dropped) or SIGTERM: keep the draft, then leave.
+
+        The signal overtakes keys already typed: they may still wait in the terminal, in the
+        driver's parser or in the editor's queue. So the draft is taken once the terminal has
+        nothing more to read (at most a second) and after the keys queued before it."""
+        if self._leaving:
+            return
         log.info("leaving on signal %s", sig)
         self._leaving = True
+        self.set_timer(4, lambda: self._leave_now(sig))  # whatever happens, we leave
+        asyncio.get_running_loop().create_task(self._hang_up_after_typing(sig))
+
+    async def _hang_up_after_typing(self, sig: int) -> None:
+        deadline = time.monotonic() + 1.0
+        quiet = 0
+        while time.monotonic() < deadline and quiet < 2:
+            quiet = quiet + 1 if _unread_input() == 0 else 0
+            await asyncio.sleep(0.03)  # the driver's thread parses what it read and posts it
+        composer = self.inbox.composer if self.inbox is not None else None
+        if composer is not None and composer.display:
+            self.call_later(composer.editor.call_later, self._leave_now, sig)
+        else:
+            self.call_later(self._leave_now, sig)
+
+    def _leave_now(self, sig: int) -> None:
+        if not self.is_running or self._left:
+            return
+        self._left = True
         if self.inbox is not None:
             self.inbox.keep_draft_now()
         if self.background is not None:
             self.background.close(wait=3.0)
+        # The draft and the queued writes are in the store now. A terminal that hung up makes
+        # Textual's writer thread die on EIO and its shutdown wait forever on a full queue, so
+        # a process nobody can see any more would linger: past a few seconds, it just ends.
+        def _end() -> None:
+            log.warning("the terminal did not let go %s s after signal %s; leaving without it", 3, sig)
+            logging.shutdown()
+            os._exit(128 + sig)
+
+        timer = threading.Timer(3.0, _end)
+        timer.daemon = True  # a normal exit does not wait for it
+        timer.start()
         self.exit(return_code=128 + sig)
 
     def on_unmount(self) -> None:
@@ -290,6 +328,19 @@ class ConsoleApp(App):
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
             )
         log.info("started the sync engine, pid %s", self.engine.pid)
+
+
+def _unread_input() -> int:
+    """Bytes the terminal has sent that nobody has read yet; 0 when it is gone or not a terminal."""
+    import fcntl
+    import struct
+    import termios
+
+    try:
+        fd = sys.__stdin__.fileno()
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def channel_label(channel: str) -> str:

@@ -166,6 +166,12 @@ class Terminal:
     def signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
 
+    def hang_up(self) -> None:
+        """The terminal goes away (an SSH session drops, a window is closed): the master side
+        closes, and the kernel sends SIGHUP to the program, whose terminal now fails with EIO."""
+        fd, self.fd = self.fd, -1
+        os.close(fd)
+
     def close(self) -> None:
         if self.alive():
             try:
@@ -173,10 +179,11 @@ class Terminal:
             except ProcessLookupError:
                 pass
             self.wait_exit(5)
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
 
 
 TRACEBACK = re.compile(r"Traceback|Error: |\bexception\b", re.IGNORECASE)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 
-@pytest.mark.parametrize("how", ["sighup", "sigterm", "ctrl+q", "kill -9"])
+@pytest.mark.parametrize("how", ["sighup", "sigterm", "ctrl+q", "kill -9", "terminal gone"])
 def test_what_was_typed_survives_leaving_however_it_happens(workspace, how):
     store = workspace.store()
     row = store.list_rows(ListFilter("open"), 0, 1)[0]
@@ -28,6 +28,8 @@ def test_what_was_typed_survives_leaving_however_it_happens(workspace, how):
         term.signal(signal.SIGKILL)
     elif how == "ctrl+q":
         term.press("ctrl+q")
+    elif how == "terminal gone":
+        term.hang_up()
     else:
         term.signal(signal.SIGHUP if how == "sighup" else signal.SIGTERM)
     assert term.wait_exit(10) is not None, "the app did not leave"
