@@ -118,6 +118,9 @@ def main() -> None:
     args = parser.parse_args()
     if not args.store.exists():
         subprocess.run([sys.executable, str(HERE / "make_store.py"), str(args.store)], check=True)
+    # As scripts/setup-env leaves it: the app's modules compiled, like those of installed packages
+    # (the bare app's Textual is). Without it, each start would also compile ~50 modules (~80 ms).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "console")], check=True)
     from console.store import Store
 
     store = Store(args.store)
@@ -134,7 +137,7 @@ def main() -> None:
             ours.append(first_paint([sys.executable, "-m", "console", "--config", str(config)], env))
     b, o = statistics.median(bare), statistics.median(ours)
     print(f"cold start to first paint, median of {args.runs}: bare Textual {b:.3f} s, console {o:.3f} s, "
-          f"difference {o - b:+.3f} s (goal <= +0.400 s)")
+          f"difference {o - b:+.3f} s (goal <= +0.150 s)")
 
     times = asyncio.run(selection_times(args.store, args.presses))
     times_ms = sorted(t * 1000 for t in times)

@@ -250,7 +250,7 @@ def test_background_checkpoints_copy_the_wal_into_the_database_while_the_writer_
             store.apply_pull("mail", PullResult(messages=[
                 msg(f"<{batch}-{n}@x>", peer, channel="email", thread=f"t{n}", body="x " * 10_000)
                 for n in range(50)]))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a bound on waiting (a busy disk is slow), not a timing
         while path.stat().st_size < before + 4_000_000 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert path.stat().st_size >= before + 4_000_000, "the thread copied the WAL into the database file"

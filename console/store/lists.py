@@ -253,10 +253,13 @@ class ListsMixin:
                     WHERE {where} AND customer_id IN ({marks}) GROUP BY customer_id, channel ORDER BY at DESC""",
                 (*params, *customers))
         else:
+            # `status || ''`: found by the page's customers (list_row_customer), not by the tab's
+            # every row (the primary key's status prefix, which SQLite otherwise picks: 11 ms at
+            # 100k open customers, growing with the workspace; 0.3 ms this way, at any size).
             rows = self.db.query(
                 f"""SELECT r.customer_id, r.channel, c.last_message_at AS at FROM list_row r
                     JOIN conversation c ON c.id = r.conversation_id
-                    WHERE r.status = ? AND r.channel != '' AND r.customer_id IN ({marks}) ORDER BY at DESC""",
+                    WHERE r.status || '' = ? AND r.channel != '' AND r.customer_id IN ({marks}) ORDER BY at DESC""",
                 (flt.status, *customers))
         for r in rows:
             out.setdefault(r["customer_id"], []).append(r["channel"])
