@@ -290,7 +290,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
             # Open conversations that are mine or nobody's: what this agent should look at.
             right.append(" · ")
             right.append(f"needs me {needs}", style="bold" if needs else "dim")
-        right.append(f" · {time.strftime('%H:%M')}", style="dim")
+        right.append(f" · {time.strftime('%H:%M', time.localtime(time.time()))}", style="dim")
         self.query_one("#header-right", Static).update(right)
 
     def update_tabs(self) -> None:
