@@ -27,7 +27,7 @@ from console.config import WorkspaceConfig
 from console.outreach.consent import consent_rows
 from console.store import ListRow, Presence, StoreUnavailable
 from console.startup_trace import dump, mark
-from console.store.triage import PRESENCE_HEARTBEAT
+from console.store.presence import PRESENCE_HEARTBEAT
 from console.ui.actions.attachments import AttachmentActions
 from console.ui.actions.attention import AttentionActions
 from console.ui.actions.customer import CustomerActions
