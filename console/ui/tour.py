@@ -82,6 +82,13 @@ async def tour(pilot, app, store, save: Save, stops: tuple[str, ...] = STOPS) ->
     def at(name: str) -> bool:
         return name in stops
 
+    async def glance(keys: tuple[str, ...], name: str, pause: float = 0.2) -> None:
+        """A screen that `keys` open and escape closes."""
+        await pilot.press(*keys)
+        await pilot.pause(pause)
+        save(name)
+        await pilot.press("escape")
+
     await until(pilot, lambda: showing(app))
     if at("main"):
         save("main")
@@ -93,15 +100,9 @@ async def tour(pilot, app, store, save: Save, stops: tuple[str, ...] = STOPS) ->
         save("reply")
         await pilot.press("escape")
     if at("help"):
-        await pilot.press("question_mark")
-        await pilot.pause(0.2)
-        save("help")
-        await pilot.press("escape")
+        await glance(("question_mark",), "help")
     if at("snooze"):
-        await pilot.press("s")
-        await pilot.pause(0.2)
-        save("snooze")
-        await pilot.press("escape")
+        await glance(("s",), "snooze")
     if at("card"):
         store.add_tag(app.current.customer_id, "regular")
         store.add_note(app.current.customer_id, app.workspace.agent, "Picks up on Saturdays; allergic to nuts.")
@@ -110,10 +111,7 @@ async def tour(pilot, app, store, save: Save, stops: tuple[str, ...] = STOPS) ->
         save("card")
         await pilot.press("i")
     if at("search"):
-        await pilot.press("slash", *"sourdough")
-        await pilot.pause(0.6)
-        save("search")
-        await pilot.press("escape")
+        await glance(("slash", *"sourdough"), "search", pause=0.6)
     if at("waiting"):
         await pilot.press("W")
         await until(pilot, lambda: showing(app))
@@ -138,10 +136,7 @@ async def tour(pilot, app, store, save: Save, stops: tuple[str, ...] = STOPS) ->
             save("reports-plots")
         await pilot.press("escape")
     if at("status"):
-        await pilot.press("H")
-        await pilot.pause(0.6)
-        save("status")
-        await pilot.press("escape")
+        await glance(("H",), "status", pause=0.6)
     if any(at(name) for name in ("campaigns", "campaign-preview", "campaign-report")):
         await outreach(pilot, app, save, at)
 
