@@ -60,7 +60,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    from console.store.triage import parse_search  # also where the code before search.py had it
+    try:
+        from console.store.search import parse_search
+    except ImportError:  # a commit before search.py had it here
+        from console.store.triage import parse_search
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, default=DEFAULT)

@@ -13,6 +13,7 @@ import shlex
 import stat
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -524,7 +525,7 @@ def demo_config(data_dir: Path | None = None) -> WorkspaceConfig:
     from console.demo_data import OPEN_DAYS, OPEN_HOURS
 
     base = data_dir or Path(platformdirs.user_data_dir(APP_NAME)) / "demo"
-    year = dt.date.today().year
+    year = dt.date.fromtimestamp(time.time()).year
     holidays = ", ".join(f'"{y}-{md}"' for y in (year, year + 1) for md in ("01-01", "12-25", "12-26"))
     text = (
         '[workspace]\nname = "Crumb & Co. Bakery (demo)"\ndefault_region = "US"\nclose_waiting_after_days = 3\n'

@@ -54,7 +54,7 @@ def furnish(store, agent: str) -> dict[str, int]:
         store.set_attribute(customer_id, "pickup_day", ["Saturday", "Friday", "Sunday"][number])
         added["attributes"] += 2
     waiting = store.list_rows(_filter("waiting"), 0, 6)
-    tomorrow = (dt.datetime.now() + dt.timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
+    tomorrow = (dt.datetime.fromtimestamp(time.time()) + dt.timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
     for row in waiting[:2]:
         added["snoozed"] += store.set_status("snoozed", customer_id=row.customer_id, from_statuses=("waiting",),
                                              snooze_until=tomorrow.timestamp())

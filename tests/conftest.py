@@ -35,6 +35,11 @@ def need_binary(name: str, install: str, search: tuple[str, ...] = ()) -> str:
     pytest.skip(message)
 
 
+def pytest_addoption(parser):
+    parser.addoption("--snapshot-update", action="store_true", dest="snapshot_update",
+                     help="write the SVG snapshots of tests/ui/test_snapshots.py anew from what the app draws")
+
+
 # ---- the store's backends (tests/backends.py) ------------------------------------------------------
 def pytest_generate_tests(metafunc):
     """Every test that uses `backend` (directly, or through `store` / `demo`) runs on each backend

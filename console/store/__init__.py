@@ -1,8 +1,9 @@
 """The workspace store: SQLite or PostgreSQL, the single source of truth for every process.
 
 `Store` gathers the store's parts: ingest (what adapters pulled), the outbox (what we send),
-queries and intents (what the UI reads and asks), search (with its index in a file of its own),
-backups (export / import); measuring and automation: episodes and report data (metrics), SLA
+queries and intents (what the UI reads and asks); what triage keeps: customers (tags, notes,
+attributes), drafts, templates, assignment, presence, downloads, merges; search (with its index
+in a file of its own), backups (export / import); measuring and automation: episodes and report data (metrics), SLA
 clocks, the rules' events and actions, and the satisfaction question; and outreach: consent,
 segments, campaigns, the facts restraint decides on, and the measurements.
 SQL lives only in this package, behind one `Database` interface with two implementations:
@@ -15,28 +16,34 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from console.store.assignment import AssignmentMixin
 from console.store.automation import Activity, AutomationMixin, Plan
 from console.store.backup import BackupMixin
 from console.store.campaigns import CampaignError, CampaignMixin, Progress
 from console.store.consent import ConsentMixin, ConsentRow
 from console.store.contacts import ContactsMixin
 from console.store.csat import CsatMixin
+from console.store.customers import CustomerCard, CustomerMixin, Note
 from console.store.db import Database, StoreError, StoreUnavailable
 from console.store.dialect import is_postgres_url
+from console.store.downloads import DownloadMixin
+from console.store.drafts import DraftMixin
 from console.store.episodes import record_episodes
 from console.store.ingest import IngestMixin
 from console.store.outbox import OptedOut, OutboxMixin
 from console.store.rawfile import RawFile
 from console.store.lists import STATUSES, ListFilter, ListRow, ListsMixin, refresh_lists
 from console.store.measure import MeasureMixin, Report
+from console.store.merges import MergeMixin, Suggestion
 from console.store.metrics import MetricsMixin, ReportData
+from console.store.presence import Presence, PresenceMixin
 from console.store.queries import AccountState, IdentityRow, QueryMixin, TimelineEntry
 from console.store.restraint import RestraintMixin
 from console.store.search import SearchCancelled, SearchHit, SearchMixin, SearchSyntaxError, SqliteSearch
 from console.store.searchindex import SearchIndex
 from console.store.segments import Segment, SegmentCancelled, SegmentMixin
 from console.store.sla import SlaClock, SlaMixin
-from console.store.triage import CustomerCard, Note, Presence, Suggestion, TriageMixin
+from console.store.templates import TemplateMixin
 
 # What every write transaction does just before COMMIT, in this order. Episodes first: a rating
 # may close a conversation again, which the list refresh then sees.
@@ -50,7 +57,8 @@ __all__ = [
 ]
 
 
-class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, TriageMixin, SearchMixin, BackupMixin, MetricsMixin,
+class Store(IngestMixin, OutboxMixin, ListsMixin, QueryMixin, CustomerMixin, DraftMixin, TemplateMixin,
+            AssignmentMixin, PresenceMixin, DownloadMixin, MergeMixin, SearchMixin, BackupMixin, MetricsMixin,
             SlaMixin, AutomationMixin, CsatMixin, ConsentMixin, RestraintMixin, SegmentMixin, CampaignMixin,
             MeasureMixin, ContactsMixin):
     def __init__(self, location, region: str = "US", outreach=None):

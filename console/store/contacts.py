@@ -17,7 +17,7 @@ from console.outreach.facts import ImportReport, ImportRow, Refusal
 from console.store.consent import _record
 from console.store.db import Database, now
 from console.store.ingest import resolve_identity
-from console.store.triage import normal_tag
+from console.store.customers import normal_tag
 
 
 class _DryRun(Exception):

@@ -27,7 +27,7 @@ from console.config import WorkspaceConfig
 from console.outreach.consent import consent_rows
 from console.store import ListRow, Presence, StoreUnavailable
 from console.startup_trace import dump, mark
-from console.store.triage import PRESENCE_HEARTBEAT
+from console.store.presence import PRESENCE_HEARTBEAT
 from console.ui.actions.attachments import AttachmentActions
 from console.ui.actions.attention import AttentionActions
 from console.ui.actions.customer import CustomerActions
@@ -290,7 +290,7 @@ class InboxScreen(ReplyActions, StatusActions, CustomerActions, FindActions, Att
             # Open conversations that are mine or nobody's: what this agent should look at.
             right.append(" · ")
             right.append(f"needs me {needs}", style="bold" if needs else "dim")
-        right.append(f" · {time.strftime('%H:%M')}", style="dim")
+        right.append(f" · {time.strftime('%H:%M', time.localtime(time.time()))}", style="dim")
         self.query_one("#header-right", Static).update(right)
 
     def update_tabs(self) -> None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from rich.text import Text
 from textual.binding import Binding
 
-from console.store.triage import parse_search
+from console.store.search import parse_search
 from console.ui.conversation_list import describe_empty
 from console.ui.render import channel_icon, channel_name, safe_line, when
 
