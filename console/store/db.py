@@ -202,7 +202,7 @@ class Database:
 
         return LocalLeases()
 
-    def ids_taken(self, conn, tables: list[str]) -> None:
+    def ids_taken(self, conn, tables: list[str], column: str = "id") -> None:
         """After rows were inserted with ids of their own (an import): SQLite's next id is always
         the highest plus one, so nothing to do (PostgreSQL moves its identity sequences)."""
 

@@ -369,12 +369,12 @@ class PgDatabase:
 
         return PgLeases(self)
 
-    def ids_taken(self, conn: Connection, tables: list[str]) -> None:
+    def ids_taken(self, conn: Connection, tables: list[str], column: str = "id") -> None:
         """After rows were inserted with ids of their own (an import, `console migrate`): each
         table's identity sequence moves past the highest id, so new rows never collide."""
         for table in tables:
-            conn.execute(f"""SELECT setval(pg_get_serial_sequence('{table}', 'id'),
-                                           GREATEST((SELECT max(id) FROM {table}), 1))""")
+            conn.execute(f"""SELECT setval(pg_get_serial_sequence('{table}', '{column}'),
+                                           GREATEST((SELECT max({column}) FROM {table}), 1))""")
 
     # ---- transactions ---------------------------------------------------------------------------
     @contextlib.contextmanager
