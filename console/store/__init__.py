@@ -21,7 +21,7 @@ from console.store.campaigns import CampaignError, CampaignMixin, Progress
 from console.store.consent import ConsentMixin, ConsentRow
 from console.store.contacts import ContactsMixin
 from console.store.csat import CsatMixin
-from console.store.db import Database, StoreError, StoreUnavailable
+from console.store.db import Database, StoreError, StoreRefused, StoreUnavailable
 from console.store.dialect import is_postgres_url
 from console.store.episodes import record_episodes
 from console.store.ingest import IngestMixin
@@ -43,7 +43,7 @@ from console.store.triage import CustomerCard, Note, Presence, Suggestion, Triag
 HOOKS = (record_episodes, refresh_lists)
 
 __all__ = [
-    "Store", "StoreError", "StoreUnavailable", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
+    "Store", "StoreError", "StoreRefused", "StoreUnavailable", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
     "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "SearchCancelled", "Suggestion",
     "Activity", "Plan", "ReportData", "SlaClock",
     "ConsentRow", "Segment", "SegmentCancelled", "CampaignError", "Progress", "Report",
