@@ -40,8 +40,10 @@ NOT_COPIED = {"search_queue"}
 RAW = "raw_mail"  # the progress item and the PostgreSQL table of the raw bytes
 SEARCH = "(search queued)"
 COMPLETE = "(complete)"
-# Tables a fresh PostgreSQL workspace already has rows in (its own search index id).
-FILLED_BY_SCHEMA = {"meta", "list_count"}
+# Tables a fresh PostgreSQL workspace already has rows in (its own search index id, kept: the
+# copy keeps a row already there, ON CONFLICT DO NOTHING).
+FILLED_BY_SCHEMA = {"meta"}
+COPY_LOCK = 0x636F6E736F6C65 + 8  # one `console migrate` at a time into a database (pg.py, pgsearch.py: +0, +1, +7)
 
 
 class MigrateError(StoreError):
@@ -159,7 +161,19 @@ class Migration:
 
     # ---- copying ----------------------------------------------------------------------------------
     def run(self) -> list[Count]:
-        """Copy what is left, then count; returns the counts (the caller says whether they match)."""
+        """Copy what is left, then count; returns the counts (the caller says whether they match).
+        A second `console migrate` into the same database meanwhile is refused: two copies would
+        move each other's progress back."""
+        holder = self.target.db.connect()
+        try:
+            if not holder.execute("SELECT pg_try_advisory_lock(%s)", (COPY_LOCK,)).fetchone()[0]:
+                raise MigrateError(f"another console migrate is copying into {self.target.db.where}; "
+                                   "wait for it to end (or stop it), then run this again")
+            return self._run()
+        finally:
+            holder.close()
+
+    def _run(self) -> list[Count]:
         self.check_target()
         done = self.progress()
         if COMPLETE not in done:

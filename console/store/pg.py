@@ -347,11 +347,13 @@ class PgDatabase:
                 for name, version in (("store", SCHEMA_VERSION), ("postgresql", EXTRAS_VERSION)):
                     conn.execute("""INSERT INTO schema_version (name, version) VALUES (?, ?)
                                     ON CONFLICT (name) DO UPDATE SET version = excluded.version""", (name, version))
-        except (pgerrors.InsufficientPrivilege, StoreRefused):
+        except (pgerrors.InsufficientPrivilege, StoreRefused) as exc:
+            # The reason too: an owner without CREATEROLE is refused the agents' group role.
+            reason = str(exc).strip().splitlines()[0].removeprefix("the database refused the change: ")
             raise StoreError(
                 f"{self.where} holds schema {store}.{extras} and this console needs {SCHEMA_VERSION}."
-                f"{EXTRAS_VERSION}; the role {self.user} may not change the schema: run `console check` once "
-                "as the workspace's owner (README: Running a team, upgrading the schema)") from None
+                f"{EXTRAS_VERSION}; the role {self.user} may not change the schema ({reason}): run `console check` "
+                "once as the workspace's owner (README: Running a team, upgrading the schema)") from None
 
     def schema_version(self) -> int:
         with self._borrow() as conn:

@@ -167,7 +167,6 @@ def test_an_unreachable_or_wrong_database_is_one_line(workspace, backend):
     assert "password" in with_password and "s3cret" not in with_password
     no_database = one_line_failure(migrate(workspace, cluster().url("no_such_database")))
     assert "no_such_database" in no_database
-    assert backend.location("unused")  # the test's PostgreSQL half
 
 
 def test_a_database_holding_another_workspace_is_refused(workspace, backend):
@@ -178,6 +177,22 @@ def test_a_database_holding_another_workspace_is_refused(workspace, backend):
     refused = one_line_failure(migrate(workspace, url))
     assert "already holds a workspace" in refused
     assert pg_counts(url, ["message"]) == {"message": 1}
+
+
+def test_a_second_migrate_into_the_same_database_meanwhile_is_refused(workspace, backend):
+    url = backend.location("target")
+    running = migrate(workspace, url, "--batch-size", "1", wait=False)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            deadline = time.monotonic() + 30
+            while not conn.execute("SELECT count(*) FROM migrate_progress").fetchone()[0]:
+                assert time.monotonic() < deadline, "the first migrate never started copying"
+                time.sleep(0.005)
+        second = one_line_failure(migrate(workspace, url))
+        assert "another console migrate is copying" in second
+    finally:
+        running.kill()
+        running.wait()
 
 
 def test_an_agents_role_may_not_migrate(workspace, backend):
