@@ -170,6 +170,12 @@ class Migration:
                 raise MigrateError(f"another console migrate is copying into {self.target.db.where}; "
                                    "wait for it to end (or stop it), then run this again")
             return self._run()
+        except sqlite3.Error as exc:
+            raise MigrateError(f"{self.path}: reading the workspace failed ({exc}); run console migrate again") from None
+        except self.target.db.errors as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MigrateError(f"{self.target.db.where} refused a row ({detail}); what was copied before it is kept, "
+                               "and console migrate goes on from there once that is fixed") from None
         finally:
             holder.close()
 

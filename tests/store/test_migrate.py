@@ -208,3 +208,16 @@ def test_an_agents_role_may_not_migrate(workspace, backend):
                    env={**os.environ, "MIG_PW": "pw-mig"})
     line = one_line_failure(done)
     assert "owner" in line and "pw-mig" not in done.stdout + done.stderr
+
+
+def test_a_row_postgresql_refuses_stops_the_copy_in_one_line(workspace, backend):
+    import sqlite3
+
+    conn = sqlite3.connect(workspace.parent / "data" / "console.db")
+    conn.execute("UPDATE identity SET customer_id = 999999 WHERE id = (SELECT max(id) FROM identity)")
+    conn.commit()
+    conn.close()
+    url = backend.location("target")
+    refused = one_line_failure(migrate(workspace, url))
+    assert "identity_customer_id_fkey" in refused and "goes on from there" in refused
+    assert pg_counts(url, ["customer"]) == {"customer": sqlite_counts(workspace)["customer"]}
