@@ -431,8 +431,9 @@ def _migrated(ws: WorkspaceConfig, settings, target, migration) -> int:
         print(f"{count.table:<20} {count.source:>9} in SQLite {count.target:>9} in PostgreSQL"
               + ("" if count.matches else "  DIFFERENT"))
     if wrong:
-        return fail(f"the counts differ in {', '.join(c.table for c in wrong)}: did a console or `console sync` "
-                    "write to the SQLite workspace meanwhile? Stop them and run `console migrate` again", 1)
+        return fail(f"the counts differ in {', '.join(c.table for c in wrong)}: the SQLite workspace changed during "
+                    "the copy (a console or `console sync` running?); stop them, then migrate into a new, empty "
+                    "database", 1)
     if was_done:
         print(f"{ws.store_path} was already migrated to {where}; the counts match and nothing was changed.")
     elif not target.index.settle(30):

@@ -221,3 +221,17 @@ def test_a_row_postgresql_refuses_stops_the_copy_in_one_line(workspace, backend)
     refused = one_line_failure(migrate(workspace, url))
     assert "identity_customer_id_fkey" in refused and "goes on from there" in refused
     assert pg_counts(url, ["customer"]) == {"customer": sqlite_counts(workspace)["customer"]}
+
+
+def test_counts_that_differ_are_shown_and_exit_non_zero(workspace, backend):
+    url = backend.location("target")
+    assert migrate(workspace, url).returncode == 0
+    store = Store(workspace.parent / "data" / "console.db")  # a console that kept working on the SQLite file
+    store.apply_pull("shop-sms", PullResult([InboundMessage("late", "t-late", "sms", "in", Address("phone", "+15550199"),
+                                                            time.time(), body="one more")]))
+    store.close()
+    done = migrate(workspace, url)
+    line = one_line_failure(done)
+    assert done.returncode == 1 and "the counts differ in" in line and "message" in line
+    assert any(row.startswith("message") and row.endswith("DIFFERENT") for row in done.stdout.splitlines())
+    assert "[store]" not in done.stdout
