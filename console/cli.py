@@ -1,4 +1,4 @@
-"""The `console` command: the TUI by default, plus `sync`, `check`, `export` and `import`.
+"""The `console` command: the TUI by default, plus `sync`, `check`, `export`, `import`, `migrate`...
 
 Every failure a user can cause (bad config, unreadable workspace, bad date) ends in one sentence
 on stderr and a non-zero exit status, never a traceback.
@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--since", metavar="DATE", help="only conversations active since DATE (YYYY-MM-DD)")
     imp = sub.add_parser("import", parents=[common], help="read an export (JSON lines) back into the workspace")
     imp.add_argument("file", type=Path, help="the export file, or - for standard input")
+    migrate = sub.add_parser("migrate", parents=[common],
+                             help="move this SQLite workspace into a PostgreSQL database (resumable)")
+    migrate.add_argument("--to", metavar="URL", required=True,
+                         help="the database, as the owner's role: postgresql://shop_owner@db.example/shop")
+    secret = migrate.add_mutually_exclusive_group()
+    secret.add_argument("--password-env", metavar="NAME", help="the role's password is in this environment variable")
+    secret.add_argument("--password-cmd", metavar="CMD", help="the role's password is what this command prints")
+    migrate.add_argument("--batch-size", type=int, default=1000, help=argparse.SUPPRESS)
     report = sub.add_parser("report", parents=[common], help="the reports' figures for a period (text, JSON or CSV)")
     report.add_argument("--since", metavar="DATE", default="7d",
                         help="first day, YYYY-MM-DD or a number of days back such as 30d (default 7d: the last 7 days)")
@@ -385,6 +393,59 @@ def cmd_import(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+_MIGRATE_OPTIONS = {"store.url": "--to", "store.password_env": "--password-env", "store.password_cmd": "--password-cmd"}
+
+
+def cmd_migrate(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
+    """Copy the SQLite workspace into the database of --to (console/store/migrate.py), check the
+    counts, and say what to put in the config. Safe to run again: it resumes, or changes nothing."""
+    from console.config import store_settings
+    from console.store import Store
+    from console.store.migrate import Migration
+
+    if ws.store is not None:
+        return fail(f"{ws.path}: this workspace is on PostgreSQL already ([store] url = {ws.store.url}); "
+                    "migrate moves a SQLite workspace")
+    try:
+        settings = store_settings(args.to, args.password_env, args.password_cmd)
+        target = Store(settings, ws.default_region, ws.outreach)
+    except ConfigError as exc:
+        return fail(f"{_MIGRATE_OPTIONS.get(exc.key, exc.key)}: {exc.detail}")
+    try:
+        migration = Migration(ws.store_path, target, args.batch_size, report=lambda line: print(f"copied {line}"))
+        try:
+            return _migrated(ws, settings, target, migration)
+        finally:
+            migration.close()
+    finally:
+        target.close()
+
+
+def _migrated(ws: WorkspaceConfig, settings, target, migration) -> int:
+    """Run the migration and print its counts; non-zero when a table's counts differ."""
+    where = target.db.where
+    was_done = migration.already_done()
+    counts = migration.run()
+    wrong = [c for c in counts if not c.matches]
+    for count in counts:
+        print(f"{count.table:<20} {count.source:>9} in SQLite {count.target:>9} in PostgreSQL"
+              + ("" if count.matches else "  DIFFERENT"))
+    if wrong:
+        return fail(f"the counts differ in {', '.join(c.table for c in wrong)}: the SQLite workspace changed during "
+                    "the copy (a console or `console sync` running?); stop them, then migrate into a new, empty "
+                    "database", 1)
+    if was_done:
+        print(f"{ws.store_path} was already migrated to {where}; the counts match and nothing was changed.")
+    elif not target.index.settle(30):
+        print("The search index is still being filled; the first console to open finishes it.")
+    secret = settings.secret
+    print(f"Done. To switch over, put this in {ws.path or 'the config'} (the SQLite file is left as it was):")
+    print(f'[store]\nurl = "{where}"')
+    if secret is not None:
+        print(f'password_{secret.source} = "{secret.spec}"')
+    return 0
+
+
 def _text_lines(stream):
     """Lines of an export, each decoded on its own, so that bytes that are not UTF-8 text are
     reported with their line number instead of ending the import with a traceback."""
@@ -494,7 +555,7 @@ def cmd_rules(ws: WorkspaceConfig, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"tui": cmd_tui, "sync": cmd_sync, "check": cmd_check, "export": cmd_export, "import": cmd_import,
-            "report": cmd_report, "rules": cmd_rules}
+            "migrate": cmd_migrate, "report": cmd_report, "rules": cmd_rules}
 
 
 def _outreach(ws: WorkspaceConfig, args: argparse.Namespace) -> int:

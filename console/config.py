@@ -473,6 +473,17 @@ def _store_settings(section, path: Path | None, locator: _Locator) -> StoreSetti
     return StoreSettings(url, secret, locator.line_of("store", "url"))
 
 
+def store_settings(url: str, password_env: str | None = None, password_cmd: str | None = None) -> StoreSettings:
+    """`[store]` settings given on the command line (`console migrate --to`), checked by the same
+    rules as the config file's: no password in the URL, the password from a command or a variable."""
+    section: dict[str, str] = {"url": url}
+    if password_env:
+        section["password_env"] = password_env
+    if password_cmd:
+        section["password_cmd"] = password_cmd
+    return _store_settings(section, None, _Locator(""))
+
+
 def _automation(ws: WorkspaceConfig, data: dict, path: Path | None, locator: _Locator) -> None:
     """The measuring and automation sections; each module parses its own, errors located here."""
     def table_err(table: str):

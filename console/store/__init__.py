@@ -24,7 +24,7 @@ from console.store.consent import ConsentMixin, ConsentRow
 from console.store.contacts import ContactsMixin
 from console.store.csat import CsatMixin
 from console.store.customers import CustomerCard, CustomerMixin, Note
-from console.store.db import Database, StoreError, StoreUnavailable
+from console.store.db import Database, StoreError, StoreRefused, StoreUnavailable
 from console.store.dialect import is_postgres_url
 from console.store.downloads import DownloadMixin
 from console.store.drafts import DraftMixin
@@ -50,7 +50,7 @@ from console.store.templates import TemplateMixin
 HOOKS = (record_episodes, refresh_lists)
 
 __all__ = [
-    "Store", "StoreError", "StoreUnavailable", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
+    "Store", "StoreError", "StoreRefused", "StoreUnavailable", "OptedOut", "ListFilter", "ListRow", "IdentityRow", "TimelineEntry", "AccountState",
     "STATUSES", "CustomerCard", "Note", "Presence", "SearchHit", "SearchSyntaxError", "SearchCancelled", "Suggestion",
     "Activity", "Plan", "ReportData", "SlaClock",
     "ConsentRow", "Segment", "SegmentCancelled", "CampaignError", "Progress", "Report",

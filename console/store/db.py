@@ -29,6 +29,11 @@ class StoreError(Exception):
     """The workspace file cannot be used; the message says why and what to do."""
 
 
+class StoreRefused(StoreError):
+    """The database refused a write this connection's role may not make (PostgreSQL: a note or a
+    reply under another agent's name, a schema change by an agent); the message says which."""
+
+
 class StoreUnavailable(StoreError):
     """The store's server cannot be reached (PostgreSQL restarted, the network down); trying again
     later may work. The UI says "store unreachable" instead of an error, and recovers by itself."""
@@ -202,7 +207,7 @@ class Database:
 
         return LocalLeases()
 
-    def ids_taken(self, conn, tables: list[str]) -> None:
+    def ids_taken(self, conn, tables: list[str], column: str = "id") -> None:
         """After rows were inserted with ids of their own (an import): SQLite's next id is always
         the highest plus one, so nothing to do (PostgreSQL moves its identity sequences)."""
 

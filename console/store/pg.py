@@ -45,7 +45,7 @@ import psycopg.adapt
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from console.store.db import StoreError, StoreUnavailable
+from console.store.db import StoreError, StoreRefused, StoreUnavailable
 from console.store.dialect import POSTGRES, postgres_ddl, to_pyformat
 from console.store.pgschema import EXTRAS, EXTRAS_VERSION, GRANTS
 from console.store.schema import MIGRATIONS, SCHEMA_VERSION
@@ -172,6 +172,8 @@ class Connection:
             return self.raw.execute(to_pyformat(sql), params if params is not None else ())
         except psycopg.OperationalError as exc:
             raise _unavailable(exc) from None
+        except pgerrors.InsufficientPrivilege as exc:
+            raise _refused(exc) from None
 
     def executemany(self, sql: str, seq):
         cursor = self.raw.cursor()
@@ -179,6 +181,8 @@ class Connection:
             cursor.executemany(to_pyformat(sql), list(seq))
         except psycopg.OperationalError as exc:
             raise _unavailable(exc) from None
+        except pgerrors.InsufficientPrivilege as exc:
+            raise _refused(exc) from None
         return cursor
 
     def batches(self, sql: str, params=(), size: int = 2000, grow: bool = False):
@@ -197,6 +201,13 @@ class Connection:
     @property
     def in_transaction(self) -> bool:
         return self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
+def _refused(exc: Exception) -> StoreRefused:
+    """The authorship rules' refusal (console/store/pgschema.py) as one sentence for people: the
+    transaction is rolled back by whoever opened it, so nothing of it was written."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreRefused(f"the database refused the change: {detail}")
 
 
 def _unavailable(exc: Exception) -> StoreUnavailable:
@@ -336,11 +347,13 @@ class PgDatabase:
                 for name, version in (("store", SCHEMA_VERSION), ("postgresql", EXTRAS_VERSION)):
                     conn.execute("""INSERT INTO schema_version (name, version) VALUES (?, ?)
                                     ON CONFLICT (name) DO UPDATE SET version = excluded.version""", (name, version))
-        except pgerrors.InsufficientPrivilege:
+        except (pgerrors.InsufficientPrivilege, StoreRefused) as exc:
+            # The reason too: an owner without CREATEROLE is refused the agents' group role.
+            reason = str(exc).strip().splitlines()[0].removeprefix("the database refused the change: ")
             raise StoreError(
                 f"{self.where} holds schema {store}.{extras} and this console needs {SCHEMA_VERSION}."
-                f"{EXTRAS_VERSION}; the role {self.user} may not change the schema: run `console check` once "
-                "as the workspace's owner (README: Running a team, upgrading the schema)") from None
+                f"{EXTRAS_VERSION}; the role {self.user} may not change the schema ({reason}): run `console check` "
+                "once as the workspace's owner (README: Running a team, upgrading the schema)") from None
 
     def schema_version(self) -> int:
         with self._borrow() as conn:
@@ -369,12 +382,12 @@ class PgDatabase:
 
         return PgLeases(self)
 
-    def ids_taken(self, conn: Connection, tables: list[str]) -> None:
+    def ids_taken(self, conn: Connection, tables: list[str], column: str = "id") -> None:
         """After rows were inserted with ids of their own (an import, `console migrate`): each
         table's identity sequence moves past the highest id, so new rows never collide."""
         for table in tables:
-            conn.execute(f"""SELECT setval(pg_get_serial_sequence('{table}', 'id'),
-                                           GREATEST((SELECT max(id) FROM {table}), 1))""")
+            conn.execute(f"""SELECT setval(pg_get_serial_sequence('{table}', '{column}'),
+                                           GREATEST((SELECT max({column}) FROM {table}), 1))""")
 
     # ---- transactions ---------------------------------------------------------------------------
     @contextlib.contextmanager

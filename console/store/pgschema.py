@@ -134,6 +134,25 @@ def _author_rule(table: str, column: str, on: str, nullable: bool) -> list[str]:
     ]
 
 
+def _authorship(table: str, column: str, changed: str) -> str:
+    """The authorship rule of `table` again (extras 3), now also for updates: a row another
+    agent wrote keeps its author *and* its words (`changed`: what an update may not touch),
+    so a role cannot put its text into someone else's note or draft, nor move their presence;
+    what every console does to any row (a merge moving notes to the kept customer) still works."""
+    return f"""CREATE OR REPLACE FUNCTION console_author_{table}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            IF TG_OP = 'UPDATE' AND OLD.{column} IS DISTINCT FROM session_user::text
+               AND (NEW.{column} IS DISTINCT FROM OLD.{column} OR {changed}) AND NOT console_is_admin() THEN
+                RAISE EXCEPTION 'you are connected as %, so you cannot change what % wrote', session_user, OLD.{column}
+                    USING ERRCODE = 'insufficient_privilege';
+            END IF;
+            IF TG_OP = 'UPDATE' AND NEW.{column} IS NOT DISTINCT FROM OLD.{column} THEN RETURN NEW; END IF;
+            IF NEW.{column} = session_user::text OR console_is_admin() THEN RETURN NEW; END IF;
+            RAISE EXCEPTION 'you are connected as %, so you cannot write as %', session_user, NEW.{column}
+                USING ERRCODE = 'insufficient_privilege';
+        END $fn$"""
+
+
 # PostgreSQL-only migrations (never edit a released one; append).
 EXTRAS: list[list[str]] = [
     # 1: search (console/store/pgsearch.py), raw mail, change notices, authorship
@@ -203,6 +222,14 @@ EXTRAS: list[list[str]] = [
     [
         *[f"CREATE TRIGGER console_notify AFTER INSERT OR UPDATE OR DELETE ON {t} "
           "FOR EACH STATEMENT EXECUTE FUNCTION console_notify()" for t in NOTIFIED_TABLES_2],
+    ],
+    # 3: an agent's role could rewrite the text of another agent's note or draft (or their
+    # presence) with an UPDATE that left the author as it was; now only its author, the owner or
+    # a superuser may (tests/store/test_agent_roles.py).
+    [
+        _authorship("note", "author", "NEW.body IS DISTINCT FROM OLD.body"),
+        _authorship("draft", "agent", "NEW.body IS DISTINCT FROM OLD.body"),
+        _authorship("presence", "agent", "TRUE"),
     ],
 ]
 EXTRAS_VERSION = len(EXTRAS)
