@@ -273,7 +273,8 @@ class PgDatabase:
         try:
             psycopg.connect(self.url, autocommit=True, **self._kwargs).close()
         except psycopg.OperationalError as exc:
-            message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            # psycopg's text spans lines (and indents its hint with a tab): one line of it, whole.
+            message = " ".join(str(exc).split()) or type(exc).__name__
             if "password" in message or "authentication" in message:
                 raise StoreError(f"{self.where}: the database refused the login ({message}); "
                                  "check [store] url and password_cmd / password_env") from None
