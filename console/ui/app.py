@@ -268,7 +268,8 @@ class ConsoleApp(App):
         log.info("leaving on signal %s", sig)
         self._leaving = True
         self.set_timer(4, lambda: self._leave_now(sig))  # whatever happens, we leave
-        asyncio.get_running_loop().create_task(self._hang_up_after_typing(sig))
+        # Kept on the app: a task nobody holds may be collected before it runs.
+        self._hang_up_task = asyncio.get_running_loop().create_task(self._hang_up_after_typing(sig))
 
     async def _hang_up_after_typing(self, sig: int) -> None:
         deadline = time.monotonic() + 1.0
